@@ -1,0 +1,23 @@
+"""neuroevo: gradient-free optimisation of neural networks in JAX.
+
+Every optimiser is a :class:`Strategy` of pure functions (``init/ask/tell/decode``);
+a run is one compiled program that can be vmapped over seeds and sweeps.
+"""
+
+from neuroevo import nn, strategies, tasks
+from neuroevo.engine import RunResult, evaluate_population, evolve, run
+from neuroevo.strategy import Strategy, population
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "RunResult",
+    "Strategy",
+    "evaluate_population",
+    "evolve",
+    "nn",
+    "population",
+    "run",
+    "strategies",
+    "tasks",
+]

@@ -1,0 +1,240 @@
+"""The run loop: one generation as a pure function, and ``evolve`` over blocks of them.
+
+``evolve`` compiles a ``lax.scan`` over a block of ``log_every`` generations;
+between blocks it returns to the host to log, draw progress, call callbacks and
+checkpoint. Each generation's key is ``fold_in(key, generation)``, so a resumed
+run continues bit-for-bit, whatever the block boundaries.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from neuroevo import strategy as S
+from neuroevo.strategy import Strategy
+from neuroevo.tasks.base import Evaluation, Task
+
+PyTree = Any
+
+
+def evaluate_population(
+    strategy: Strategy,
+    task: Task,
+    key: jax.Array,
+    state: Any,
+    task_state: Any,
+    genotypes: Any,
+    chunk_size: int | None = None,
+) -> tuple[Evaluation, Any]:
+    """Decode and evaluate ``genotypes`` ``chunk_size`` members at a time.
+
+    Within a chunk members are decoded with ``vmap``; chunks follow one another
+    in a ``lax.scan``, so at most one chunk of dense solutions exists at once.
+    ``chunk_size`` is an upper bound: the largest divisor of the population
+    size not above it is used.
+    """
+    n = S.population_size(genotypes)
+    c = S.chunk_length(n, chunk_size)
+    if c == n:
+        return task.evaluate(key, task_state, S.population(strategy, state, genotypes))
+    chunks = jax.tree_util.tree_map(lambda x: x.reshape((n // c, c) + x.shape[1:]), genotypes)
+
+    def body(ts, g):
+        evaluation, ts = task.evaluate(key, ts, S.population(strategy, state, g))
+        return ts, evaluation
+
+    task_state, evaluation = jax.lax.scan(body, task_state, chunks)
+    return jax.tree_util.tree_map(lambda x: x.reshape((n,) + x.shape[2:]), evaluation), task_state
+
+
+def check_evaluation(evaluation: Evaluation, n: int) -> None:
+    if not isinstance(evaluation, Evaluation):
+        raise ValueError(f"task.evaluate must return (Evaluation, task_state), got {type(evaluation)}")
+    S.check_fitness(evaluation.fitness, n, "task fitness")
+
+
+def make_step(strategy: Strategy, task: Task, chunk_size: int | None = None):
+    """``step(carry, key) -> (carry, metrics)`` for one generation; carry = (state, task_state)."""
+
+    def step(carry, key):
+        state, task_state = carry
+        k_ask, k_eval, k_tell = jax.random.split(key, 3)
+        genotypes, state = strategy.ask(k_ask, state)
+        evaluation, task_state = evaluate_population(
+            strategy, task, k_eval, state, task_state, genotypes, chunk_size
+        )
+        check_evaluation(evaluation, S.population_size(genotypes))
+        state = strategy.tell(k_tell, state, genotypes, evaluation.fitness, evaluation.descriptor)
+        fitness = S.sanitize(evaluation.fitness)
+        finite = jnp.isfinite(fitness)
+        metrics = {
+            "best": jnp.asarray(state.best_fitness, jnp.float32),
+            "generation_best": jnp.max(fitness).astype(jnp.float32),
+            "mean": (jnp.sum(jnp.where(finite, fitness, 0.0)) / jnp.maximum(jnp.sum(finite), 1)).astype(
+                jnp.float32
+            ),
+        }
+        for name, value in evaluation.metrics.items():
+            metrics[name] = jnp.mean(value).astype(jnp.float32)
+        return (state, task_state), metrics
+
+    return step
+
+
+class RunResult(NamedTuple):
+    state: Any
+    task_state: Any
+    history: dict[str, np.ndarray]
+    generations: int
+    wall_time: float
+
+
+def run(
+    key: jax.Array,
+    strategy: Strategy,
+    task: Task,
+    x0: PyTree,
+    generations: int,
+    *,
+    chunk_size: int | None = None,
+    log_every: int | None = None,
+    checkpoint_dir: str | None = None,
+    checkpoint_every: int = 1,
+    callbacks: Sequence[Callable[[int, Any, dict], None]] = (),
+    progress: bool = False,
+) -> RunResult:
+    """Like :func:`evolve`, returning the task state and timings as well."""
+    from neuroevo.engine import checkpoint as ckpt
+
+    if not isinstance(generations, int) or generations < 0:
+        raise ValueError(f"generations must be a non-negative int, got {generations!r}")
+    block = int(log_every) if log_every else max(1, min(generations, max(1, generations // 20)))
+    if block < 1:
+        raise ValueError(f"log_every must be >= 1, got {log_every}")
+    k_init, k_task, k_loop = jax.random.split(key, 3)
+    carry = jax.jit(lambda: (strategy.init(k_init, x0), task.init(k_task)))()
+    history: dict[str, list] = {}
+    done = 0
+    manager = None
+    if checkpoint_dir is not None:
+        manager = ckpt.Manager(checkpoint_dir)
+        restored = manager.restore_latest(carry, jax.random.key_data(key))
+        if restored is not None:
+            carry, done, history = restored
+    step = make_step(strategy, task, chunk_size)
+
+    @jax.jit
+    def run_block(carry, start, stop):
+        def body(c, i):
+            g = start + i
+            active = g < stop
+            new_c, metrics = jax.lax.cond(
+                active,
+                lambda c: step(c, jax.random.fold_in(k_loop, g)),
+                lambda c: (c, jax.tree_util.tree_map(jnp.zeros_like, metric_shapes)),
+                c,
+            )
+            return new_c, metrics
+
+        return jax.lax.scan(body, carry, jnp.arange(block))
+
+    metric_shapes = jax.eval_shape(step, carry, k_loop)[1]
+    bar = _Progress(generations, done) if progress else None
+    t0 = time.perf_counter()
+    try:
+        while done < generations:
+            n = min(block, generations - done)
+            new_carry, metrics = run_block(carry, jnp.int32(done), jnp.int32(done + n))
+            metrics = jax.tree_util.tree_map(lambda x: np.asarray(x)[:n], metrics)
+            carry, done = new_carry, done + n
+            for name, values in metrics.items():
+                history.setdefault(name, []).extend(values.tolist())
+            if manager is not None and ((done // block) % checkpoint_every == 0 or done == generations):
+                manager.save(done, carry, history, jax.random.key_data(key))
+            for callback in callbacks:
+                callback(done, carry[0], metrics)
+            if bar is not None:
+                bar.update(done, metrics)
+    except KeyboardInterrupt:
+        if manager is not None:
+            manager.save(done, carry, history, jax.random.key_data(key))
+            manager.wait()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        if manager is not None:
+            manager.wait()
+    hist = {k: np.asarray(v, np.float32) for k, v in history.items()}
+    return RunResult(carry[0], carry[1], hist, done, time.perf_counter() - t0)
+
+
+def evolve(
+    key: jax.Array,
+    strategy: Strategy,
+    task: Task,
+    x0: PyTree,
+    generations: int,
+    *,
+    chunk_size: int | None = None,
+    log_every: int | None = None,
+    checkpoint_dir: str | None = None,
+    checkpoint_every: int = 1,
+    callbacks: Sequence[Callable[[int, Any, dict], None]] = (),
+    progress: bool = False,
+) -> tuple[Any, dict[str, np.ndarray]]:
+    """Run ``strategy`` on ``task`` from ``x0`` for ``generations``; return ``(state, history)``.
+
+    Args:
+      chunk_size: members decoded and evaluated at once (memory bound); default all.
+      log_every: generations per compiled block; the host logs/checkpoints between blocks.
+      checkpoint_dir: write a checkpoint every ``checkpoint_every`` blocks (orbax,
+        atomic); if it already holds one of this run, continue from it.
+      callbacks: ``fn(generation, state, block_metrics)`` called on the host after each block.
+      progress: draw a progress bar (rich).
+    ``history`` maps each metric (``best``, ``generation_best``, ``mean`` and the
+    task's metrics, averaged over the population) to a per-generation array.
+    """
+    result = run(
+        key,
+        strategy,
+        task,
+        x0,
+        generations,
+        chunk_size=chunk_size,
+        log_every=log_every,
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_every=checkpoint_every,
+        callbacks=callbacks,
+        progress=progress,
+    )
+    return result.state, result.history
+
+
+class _Progress:
+    """A rich progress bar showing best and mean fitness."""
+
+    def __init__(self, total: int, done: int):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._p = Progress(
+            TextColumn("[bold]evolve"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"),
+        )
+        self._p.start()
+        self._id = self._p.add_task("evolve", total=total, completed=done, info="")
+
+    def update(self, done: int, metrics: dict) -> None:
+        info = f"best {metrics['best'][-1]:.4g}  mean {metrics['mean'][-1]:.4g}"
+        self._p.update(self._id, completed=done, info=info)
+
+    def close(self) -> None:
+        self._p.stop()

@@ -1,0 +1,61 @@
+"""Strategy registry: ``names()`` lists every strategy, ``make(name, ...)`` builds one."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Callable
+
+from neuroevo.strategy import Strategy
+from neuroevo.strategies.ga import GAState, ga
+from neuroevo.strategies.openai_es import OpenESState, openai_es
+
+_REGISTRY: dict[str, Callable[..., Strategy]] = {}
+
+
+def register(name: str, factory: Callable[..., Strategy]) -> None:
+    """Add ``factory`` to the registry under ``name`` (it must accept ``popsize=``)."""
+    if name in _REGISTRY:
+        raise ValueError(f"strategy {name!r} is already registered")
+    _REGISTRY[name] = factory
+
+
+def names() -> list[str]:
+    """Every registered strategy name, sorted."""
+    return sorted(_REGISTRY)
+
+
+def hyperparameters(name: str) -> dict[str, object]:
+    """The keyword arguments ``make(name, ...)`` accepts, with their defaults."""
+    factory = _lookup(name)
+    return {
+        p.name: p.default
+        for p in inspect.signature(factory).parameters.values()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+
+
+def make(name: str, popsize: int | None = None, **hyperparams) -> Strategy:
+    """Build the strategy ``name``; unknown names or hyperparameters raise ``ValueError``."""
+    factory = _lookup(name)
+    valid = hyperparameters(name)
+    unknown = sorted(set(hyperparams) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"unknown hyperparameter(s) {unknown} for strategy {name!r}; valid: {sorted(valid)}"
+        )
+    if popsize is not None:
+        hyperparams["popsize"] = popsize
+    return factory(**hyperparams)
+
+
+def _lookup(name: str) -> Callable[..., Strategy]:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown strategy {name!r}; valid names: {names()}") from None
+
+
+register("openai_es", openai_es)
+register("ga", ga)
+
+__all__ = ["GAState", "OpenESState", "ga", "hyperparameters", "make", "names", "openai_es", "register"]
