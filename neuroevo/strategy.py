@@ -15,10 +15,12 @@ population: :func:`population` materialises members with ``vmap(decode)``.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
 PyTree = Any
@@ -122,8 +124,17 @@ def sanitize(fitness: Array) -> Array:
 def centered_ranks(fitness: Array) -> Array:
     """Centred ranks in [-0.5, 0.5] (Salimans et al. 2017); NaN/-inf rank last."""
     n = fitness.shape[0]
-    ranks = jnp.argsort(jnp.argsort(sanitize(fitness)))
-    return ranks.astype(jnp.float32) / jnp.maximum(n - 1, 1) - 0.5
+    return ranks(fitness).astype(jnp.float32) / jnp.maximum(n - 1, 1) - 0.5
+
+
+def ranks(fitness: Array) -> Array:
+    """Rank of each member, 0 for the worst (NaN counts as worst); ties by position.
+
+    One sort and a scatter: half the cost of ``argsort(argsort(f))``.
+    """
+    n = fitness.shape[0]
+    order = jnp.argsort(sanitize(fitness))
+    return jnp.zeros((n,), jnp.int32).at[order].set(jnp.arange(n, dtype=jnp.int32))
 
 
 def update_best(
@@ -156,11 +167,32 @@ class Perturbation(NamedTuple):
     seed: Array | None = None  # uint32[2] when compact
 
 
+def normal(key: Array, shape: tuple[int, ...], dtype=jnp.float32) -> Array:
+    """Standard-normal noise for perturbations.
+
+    In float32 each value is the inverse normal CDF of a 16-bit uniform (two
+    values per 32 random bits): a Gaussian quantised at 2**-16 in probability
+    and truncated at |z| < 4.3, statistically indistinguishable for ES and GA
+    perturbations and about 30% cheaper than ``jax.random.normal`` on the CPU.
+    Other dtypes (float64 runs) use ``jax.random.normal``.
+    """
+    if jnp.dtype(dtype) != jnp.float32:
+        return jax.random.normal(key, shape, dtype)
+    size = math.prod(shape)
+    bits = jax.random.bits(key, ((size + 1) // 2,), jnp.uint32)
+    halves = jnp.concatenate([bits & 0xFFFF, bits >> 16])[:size]
+    u = (halves.astype(jnp.float32) + 0.5) * (2.0 / 65536.0) - 1.0
+    return (_SQRT2 * jax.lax.erf_inv(u)).reshape(shape)
+
+
+_SQRT2 = np.float32(np.sqrt(2.0))
+
+
 def eps(genotype: Perturbation, dim: int, dtype=jnp.float32) -> Array:
     """The standard-normal direction of one member (stored or regenerated)."""
     if genotype.noise is not None:
         return genotype.noise
-    return jax.random.normal(jax.random.wrap_key_data(genotype.seed), (dim,), dtype)
+    return normal(jax.random.wrap_key_data(genotype.seed), (dim,), dtype)
 
 
 def use_dense(popsize: int, dim: int, dense: bool | None, limit_bytes: int = 1 << 30) -> bool:
@@ -209,7 +241,7 @@ def weighted_eps_sum(
 
     def body(acc, xs):
         seed_chunk, coeff_chunk = xs
-        z = jax.vmap(lambda s: jax.random.normal(jax.random.wrap_key_data(s), (dim,), dtype))(
+        z = jax.vmap(lambda s: normal(jax.random.wrap_key_data(s), (dim,), dtype))(
             seed_chunk
         )
         return acc + coeff_chunk.astype(dtype) @ z, None

@@ -83,7 +83,7 @@ def ga(
         if elitism:
             parent, scale = parent.at[0].set(0), scale.at[0].set(0.0)
         if S.use_dense(popsize, dim, dense):
-            noise = jax.random.normal(k_noise, (popsize, dim), state.parents.dtype)
+            noise = S.normal(k_noise, (popsize, dim), state.parents.dtype)
             return S.Perturbation(parent, scale, noise=noise), state
         seeds = jax.random.key_data(jax.random.split(k_noise, popsize))
         return S.Perturbation(parent, scale, seed=seeds), state

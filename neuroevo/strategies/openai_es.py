@@ -89,7 +89,7 @@ def openai_es(
         dim = flat.shape[0]
         parent = jnp.zeros((popsize,), jnp.int32)
         if S.use_dense(popsize, dim, dense):
-            z = jax.random.normal(key, (half, dim), flat.dtype)
+            z = S.normal(key, (half, dim), flat.dtype)
             noise = jnp.concatenate([z, -z]) if mirrored else z
             scale = jnp.full((popsize,), state.sigma)
             return S.Perturbation(parent, scale, noise=noise), state
