@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 import platform
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 
 
 def machine() -> str:
     dev = jax.devices()[0]
-    return f"{dev.platform}:{dev.device_kind} x{jax.device_count()}, {os.cpu_count()} cpus, {platform.machine()}"
+    return (
+        f"{dev.platform}:{dev.device_kind} x{jax.device_count()}, {os.cpu_count()} cpus, {platform.machine()}"
+    )
 
 
 def timed(fn: Callable, *args, repeats: int = 7) -> tuple[float, float]:

@@ -100,7 +100,9 @@ def main(argv=None) -> int:
         "openai_es vs Open_ES": (
             ours(ne.strategies.openai_es(a.popsize, sigma=sigma, learning_rate=lr), x0, a.generations),
             evosax_run(
-                o := Open_ES(a.popsize, x0, optimizer=optax.adam(lr), std_schedule=optax.constant_schedule(sigma)),
+                o := Open_ES(
+                    a.popsize, x0, optimizer=optax.adam(lr), std_schedule=optax.constant_schedule(sigma)
+                ),
                 o.default_params,
                 x0,
                 a.generations,
@@ -125,7 +127,8 @@ def main(argv=None) -> int:
         r = t2 / t1
         ratios.append(r)
         print(
-            f"{name:24s} ours {a.generations / t1:9.1f} gen/s (best {float(mine(key)):9.2f}, compile {c1:.1f}s)"
+            f"{name:24s} ours {a.generations / t1:9.1f} gen/s "
+            f"(best {float(mine(key)):9.2f}, compile {c1:.1f}s)"
             f" | evosax {a.generations / t2:9.1f} gen/s (best {float(theirs(key)):9.2f}, compile {c2:.1f}s)"
             f" | ratio {r:.2f}x"
         )

@@ -1,6 +1,6 @@
 """The ``neuroevo`` command line.
 
-    neuroevo train --env CartPole-v1 --strategy openai_es --generations 50 --out runs/cartpole
+neuroevo train --env CartPole-v1 --strategy openai_es --generations 50 --out runs/cartpole
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import json
 import os
 import sys
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 DEFAULTS = {
     "env": "CartPole-v1",

@@ -16,7 +16,8 @@ population: :func:`population` materialises members with ``vmap(decode)``.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -69,8 +70,10 @@ def check_descriptors(descriptors: Array, popsize: int, dim: int | None = None) 
     """Raise ``ValueError`` unless ``descriptors`` has shape (popsize, k) (k == dim if given)."""
     descriptors = jnp.asarray(descriptors)
     expected = f"({popsize}, {dim if dim is not None else 'k'})"
-    if descriptors.ndim != 2 or descriptors.shape[0] != popsize or (
-        dim is not None and descriptors.shape[1] != dim
+    if (
+        descriptors.ndim != 2
+        or descriptors.shape[0] != popsize
+        or (dim is not None and descriptors.shape[1] != dim)
     ):
         raise ValueError(f"descriptors have shape {descriptors.shape}, expected {expected}")
     return descriptors
@@ -91,9 +94,7 @@ def check_x0(x0: PyTree) -> tuple[Array, Callable[[Array], PyTree]]:
 
 def check_popsize(popsize: int, *, even: bool = False, minimum: int = 2) -> int:
     """Population size is a static Python int; ``even`` for mirrored sampling."""
-    if isinstance(popsize, jax.core.Tracer) or not isinstance(popsize, (int,)) or isinstance(
-        popsize, bool
-    ):
+    if isinstance(popsize, jax.core.Tracer) or not isinstance(popsize, (int,)) or isinstance(popsize, bool):
         raise ValueError(f"popsize must be a Python int (a static shape), got {popsize!r}")
     if popsize < minimum:
         raise ValueError(f"popsize must be at least {minimum}, got {popsize}")
@@ -122,19 +123,16 @@ def sanitize(fitness: Array) -> Array:
 
 
 def centered_ranks(fitness: Array) -> Array:
-    """Centred ranks in [-0.5, 0.5] (Salimans et al. 2017); NaN/-inf rank last."""
-    n = fitness.shape[0]
-    return ranks(fitness).astype(jnp.float32) / jnp.maximum(n - 1, 1) - 0.5
+    """Centred ranks in [-0.5, 0.5] (Salimans et al. 2017); NaN/-inf rank last.
 
-
-def ranks(fitness: Array) -> Array:
-    """Rank of each member, 0 for the worst (NaN counts as worst); ties by position.
-
-    One sort and a scatter: half the cost of ``argsort(argsort(f))``.
+    Tied values share their average rank, so a flat fitness gives no signal.
     """
     n = fitness.shape[0]
-    order = jnp.argsort(sanitize(fitness))
-    return jnp.zeros((n,), jnp.int32).at[order].set(jnp.arange(n, dtype=jnp.int32))
+    f = sanitize(fitness)
+    s = jnp.sort(f)
+    lo = jnp.searchsorted(s, f, side="left", method="scan")
+    hi = jnp.searchsorted(s, f, side="right", method="scan")
+    return (lo + hi - 1).astype(jnp.float32) / (2.0 * jnp.maximum(n - 1, 1)) - 0.5
 
 
 def update_best(
@@ -143,9 +141,7 @@ def update_best(
     """Keep the better of (best, candidate); -inf/NaN candidates never win."""
     candidate_fitness = sanitize(jnp.asarray(candidate_fitness)).astype(best_fitness.dtype)
     better = candidate_fitness > best_fitness
-    best_solution = jax.tree_util.tree_map(
-        lambda b, c: jnp.where(better, c, b), best_solution, candidate
-    )
+    best_solution = jax.tree_util.tree_map(lambda b, c: jnp.where(better, c, b), best_solution, candidate)
     return best_solution, jnp.where(better, candidate_fitness, best_fitness)
 
 
@@ -241,9 +237,7 @@ def weighted_eps_sum(
 
     def body(acc, xs):
         seed_chunk, coeff_chunk = xs
-        z = jax.vmap(lambda s: normal(jax.random.wrap_key_data(s), (dim,), dtype))(
-            seed_chunk
-        )
+        z = jax.vmap(lambda s: normal(jax.random.wrap_key_data(s), (dim,), dtype))(seed_chunk)
         return acc + coeff_chunk.astype(dtype) @ z, None
 
     acc, _ = jax.lax.scan(body, jnp.zeros((dim,), dtype), (seeds, coeffs))

@@ -9,7 +9,8 @@ run continues bit-for-bit, whatever the block boundaries.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -150,7 +151,7 @@ def run(
         while done < generations:
             n = min(block, generations - done)
             new_carry, metrics = run_block(carry, jnp.int32(done), jnp.int32(done + n))
-            metrics = jax.tree_util.tree_map(lambda x: np.asarray(x)[:n], metrics)
+            metrics = {k: np.asarray(v)[:n] for k, v in metrics.items()}
             carry, done = new_carry, done + n
             for name, values in metrics.items():
                 history.setdefault(name, []).extend(values.tolist())

@@ -7,7 +7,8 @@ bounds for ``Box``. ``policy_for(space)`` assembles the usual pairing.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -95,9 +96,7 @@ class Policy(nn.Module):
         return self.head(self.body(obs))
 
 
-def policy_for(
-    space: Any, hidden: Sequence[int] = (32, 32), network: str = "mlp", **kwargs
-) -> Policy:
+def policy_for(space: Any, hidden: Sequence[int] = (32, 32), network: str = "mlp", **kwargs) -> Policy:
     """The default policy for an action ``space``: an MLP (or CNN) and its action head."""
     n_out, head = head_for(space)
     if network == "mlp":

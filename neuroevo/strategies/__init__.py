@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import inspect
-from typing import Callable
+from collections.abc import Callable
 
-from neuroevo.strategy import Strategy
 from neuroevo.strategies.ga import GAState, ga
 from neuroevo.strategies.openai_es import OpenESState, openai_es
+from neuroevo.strategy import Strategy
 
 _REGISTRY: dict[str, Callable[..., Strategy]] = {}
 
@@ -40,9 +40,7 @@ def make(name: str, popsize: int | None = None, **hyperparams) -> Strategy:
     valid = hyperparameters(name)
     unknown = sorted(set(hyperparams) - set(valid))
     if unknown:
-        raise ValueError(
-            f"unknown hyperparameter(s) {unknown} for strategy {name!r}; valid: {sorted(valid)}"
-        )
+        raise ValueError(f"unknown hyperparameter(s) {unknown} for strategy {name!r}; valid: {sorted(valid)}")
     if popsize is not None:
         hyperparams["popsize"] = popsize
     return factory(**hyperparams)

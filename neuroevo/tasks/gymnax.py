@@ -8,7 +8,8 @@ the result independent of how the population is chunked. The rollout is a
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -31,7 +32,7 @@ class ObsStats(NamedTuple):
         var = jnp.where(self.count > 1, self.m2 / jnp.maximum(self.count, 1.0), 1.0)
         return jnp.clip((obs - self.mean) / jnp.sqrt(var + 1e-8), -clip, clip)
 
-    def merge(self, count: jax.Array, total: jax.Array, total_sq: jax.Array) -> "ObsStats":
+    def merge(self, count: jax.Array, total: jax.Array, total_sq: jax.Array) -> ObsStats:
         """Fold in a batch given by its count, sum and sum of squares."""
         batch_mean = total / jnp.maximum(count, 1.0)
         batch_m2 = total_sq - count * batch_mean**2
@@ -155,8 +156,16 @@ def gymnax(
 
         zeros = jnp.zeros((n, episodes), jnp.float32)
         obs_zero = jnp.zeros(obs_shape, jnp.float32)
-        carry = (jnp.zeros((), jnp.int32), obs, env_state, zeros, zeros, jnp.ones((n, episodes), bool),
-                 obs_zero, obs_zero)
+        carry = (
+            jnp.zeros((), jnp.int32),
+            obs,
+            env_state,
+            zeros,
+            zeros,
+            jnp.ones((n, episodes), bool),
+            obs_zero,
+            obs_zero,
+        )
 
         def cond(c):
             t, alive = c[0], c[5]

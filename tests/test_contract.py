@@ -1,0 +1,146 @@
+"""The contract every registered strategy honours (DESIGN.md section 1)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import neuroevo as ne
+
+POPSIZE = 16
+NAMES = ne.strategies.names()
+
+
+def make(name, **hp):
+    return ne.strategies.make(name, popsize=POPSIZE, **hp)
+
+
+def sphere_fitness(solutions):
+    return -jax.vmap(ne.tasks.sphere)(solutions)
+
+
+def run(strategy, key, x0, generations=5):
+    """A few generations, fully traced (jit/vmap-able)."""
+    k_init, k_loop = jax.random.split(key)
+    state = strategy.init(k_init, x0)
+
+    def step(state, key):
+        k_ask, k_tell = jax.random.split(key)
+        genotypes, state = strategy.ask(k_ask, state)
+        fitness = sphere_fitness(ne.population(strategy, state, genotypes))
+        return strategy.tell(k_tell, state, genotypes, fitness), fitness
+
+    return jax.lax.scan(step, state, jax.random.split(k_loop, generations))
+
+
+def no_nan(tree):
+    return all(
+        not bool(jnp.any(jnp.isnan(x)))
+        for x in jax.tree_util.tree_leaves(tree)
+        if jnp.issubdtype(x.dtype, jnp.floating)
+    )
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_jit_and_required_fields(name):
+    x0 = jnp.ones(5)
+    state, fitness = jax.jit(lambda k: run(make(name), k, x0))(jax.random.key(0))
+    assert fitness.shape == (5, POPSIZE)
+    assert state.best_solution.shape == x0.shape
+    assert state.best_fitness.shape == ()
+    assert int(state.generation) == 5
+    assert float(state.best_fitness) == pytest.approx(float(fitness.max()), rel=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_vmap_over_seeds(name):
+    x0 = jnp.ones(5)
+    keys = jax.random.split(jax.random.key(1), 4)
+    states, fitness = jax.jit(jax.vmap(lambda k: run(make(name), k, x0)))(keys)
+    assert fitness.shape == (4, 5, POPSIZE)
+    assert states.best_fitness.shape == (4,)
+    # Each vmapped lane equals the unbatched run with that key.
+    single, _ = jax.jit(lambda k: run(make(name), k, x0))(keys[2])
+    np.testing.assert_allclose(states.best_fitness[2], single.best_fitness, rtol=1e-5)
+    assert len(set(np.asarray(states.best_fitness).tolist())) > 1  # seeds differ
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_vmap_over_hyperparameter_compiles_once(name):
+    x0 = jnp.ones(5)
+
+    @jax.jit
+    def sweep(sigmas):
+        return jax.vmap(lambda s: run(make(name, sigma=s), jax.random.key(2), x0)[0].best_fitness)(sigmas)
+
+    a = sweep(jnp.array([0.01, 0.1, 0.5]))
+    b = sweep(jnp.array([0.02, 0.2, 1.0]))
+    assert sweep._cache_size() == 1
+    assert a.shape == b.shape == (3,)
+    assert len(set(np.asarray(a).tolist())) == 3  # sigma changes the run
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_deterministic_for_fixed_key(name):
+    x0 = jnp.ones(5)
+    f = jax.jit(lambda k: run(make(name), k, x0))
+    s1, f1 = f(jax.random.key(3))
+    s2, f2 = f(jax.random.key(3))
+    for a, b in zip(jax.tree_util.tree_leaves((s1, f1)), jax.tree_util.tree_leaves((s2, f2)), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_nan_and_minus_inf_fitness_are_worst(name):
+    strategy = make(name)
+    x0 = jnp.ones(5)
+    state = strategy.init(jax.random.key(0), x0)
+    genotypes, state = strategy.ask(jax.random.key(1), state)
+    fitness = sphere_fitness(ne.population(strategy, state, genotypes))
+    bad = fitness.at[::2].set(jnp.nan).at[1].set(-jnp.inf)
+    new = strategy.tell(jax.random.key(2), state, genotypes, bad)
+    assert no_nan(new)
+    assert float(new.best_fitness) == pytest.approx(float(jnp.nanmax(bad[2:])))
+    all_nan = strategy.tell(jax.random.key(2), state, genotypes, jnp.full((POPSIZE,), jnp.nan))
+    assert no_nan(all_nan)
+    assert float(all_nan.best_fitness) == -np.inf
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_wrong_fitness_shape_names_both_shapes(name):
+    strategy = make(name)
+    state = strategy.init(jax.random.key(0), jnp.ones(5))
+    genotypes, state = strategy.ask(jax.random.key(1), state)
+    with pytest.raises(ValueError, match=r"\(15,\).*\(16,\)"):
+        strategy.tell(jax.random.key(2), state, genotypes, jnp.zeros(POPSIZE - 1))
+    with pytest.raises(ValueError, match=r"\(16, 1\)"):
+        jax.jit(lambda f: strategy.tell(jax.random.key(2), state, genotypes, f))(jnp.zeros((POPSIZE, 1)))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_pytree_x0(name):
+    x0 = {"dense": {"kernel": jnp.ones((3, 2)), "bias": jnp.zeros(2)}, "scale": jnp.ones(())}
+    strategy = make(name)
+    state = strategy.init(jax.random.key(0), x0)
+    genotypes, state = strategy.ask(jax.random.key(1), state)
+    member = strategy.decode(state, jax.tree_util.tree_map(lambda g: g[3], genotypes))
+    assert jax.tree_util.tree_structure(member) == jax.tree_util.tree_structure(x0)
+    pop = ne.population(strategy, state, genotypes)
+    assert pop["dense"]["kernel"].shape == (POPSIZE, 3, 2)
+    fitness = -jax.vmap(ne.tasks.sphere)(pop)
+    state = strategy.tell(jax.random.key(2), state, genotypes, fitness)
+    assert jax.tree_util.tree_structure(state.best_solution) == jax.tree_util.tree_structure(x0)
+    if hasattr(state, "mean"):
+        assert jax.tree_util.tree_structure(state.mean) == jax.tree_util.tree_structure(x0)
+
+
+def test_registry_errors():
+    with pytest.raises(ValueError, match="unknown strategy 'nope'.*openai_es"):
+        ne.strategies.make("nope")
+    with pytest.raises(ValueError, match="unknown hyperparameter.*'sigmaa'.*valid"):
+        ne.strategies.make("openai_es", sigmaa=1.0)
+    with pytest.raises(ValueError, match="even"):
+        ne.strategies.make("openai_es", popsize=7)
+    with pytest.raises(ValueError, match="x0"):
+        ne.strategies.make("ga").init(jax.random.key(0), {"w": jnp.ones(3, jnp.int32)})
+    assert {"openai_es", "ga"} <= set(ne.strategies.names())
