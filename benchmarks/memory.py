@@ -53,7 +53,8 @@ def child(which: str, popsize: int, dim: int, chunk: int) -> None:
         best = float(one_generation(jax.random.key(0)))
     seconds = time.perf_counter() - t
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
-    print(json.dumps({"which": which, "popsize": popsize, "dim": dim, "peak_gib": peak, "s": seconds, "best": best}))
+    row = {"which": which, "popsize": popsize, "dim": dim, "peak_gib": peak, "s": seconds, "best": best}
+    print(json.dumps(row))
 
 
 def measure(which: str, popsize: int, dim: int, chunk: int) -> dict:
