@@ -20,6 +20,7 @@ import optax
 
 import neuroevo as ne
 from benchmarks.common import machine, timed, timed_pair
+from neuroevo import strategy as S
 
 
 def rastrigin(x):
@@ -63,7 +64,7 @@ def evosax_run(algo, params, x0, generations, population_based):
 
 
 def bare_es(popsize, sigma, lr, x0, generations):
-    """The floor: mirrored noise, centred ranks and an Adam step, nothing else."""
+    """The floor: the same noise, ranks and Adam step as ``openai_es``, with no bookkeeping."""
     opt = optax.adam(lr)
     half = popsize // 2
 
@@ -71,9 +72,9 @@ def bare_es(popsize, sigma, lr, x0, generations):
     def run(key):
         def step(carry, key):
             mean, opt_state = carry
-            z = jax.random.normal(key, (half, mean.shape[0]))
+            z = S.normal(key, (half, mean.shape[0]))
             f = -rastrigin(jnp.concatenate([mean + sigma * z, mean - sigma * z]))
-            w = jnp.argsort(jnp.argsort(f)) / (popsize - 1) - 0.5
+            w = S.centered_ranks(f)
             grad = (w[:half] - w[half:]) @ z / (popsize * sigma)
             updates, opt_state = opt.update(-grad, opt_state)
             return (mean + updates, opt_state), jnp.max(f)

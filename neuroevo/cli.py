@@ -60,20 +60,17 @@ def train(args: argparse.Namespace) -> float:
     hp = _parse_hp(args.hp)
     # Validate every name before anything compiles.
     strategy = ne.strategies.make(args.strategy, popsize=args.popsize, **hp)
-    task = ne.tasks.gymnax(
-        args.env,
-        hidden=hidden,
-        episodes=args.episodes,
-        max_steps=args.max_steps,
-        normalize_obs=args.normalize_obs,
-    )
-    eval_task = ne.tasks.gymnax(
-        args.env,
-        hidden=hidden,
-        episodes=args.eval_episodes,
-        max_steps=args.max_steps,
-        normalize_obs=args.normalize_obs,
-    )
+
+    def make_task(episodes):
+        return ne.tasks.gymnax(
+            args.env,
+            hidden=hidden,
+            episodes=episodes,
+            max_steps=args.max_steps,
+            normalize_obs=args.normalize_obs,
+        )
+
+    task, eval_task = make_task(args.episodes), make_task(args.eval_episodes)
     config = {k: v for k, v in vars(args).items() if k != "func"}
     out = args.out
     metrics_file = None

@@ -191,8 +191,8 @@ def eps(genotype: Perturbation, dim: int, dtype=jnp.float32) -> Array:
     return normal(jax.random.wrap_key_data(genotype.seed), (dim,), dtype)
 
 
-def use_dense(popsize: int, dim: int, dense: bool | None, limit_bytes: int = 1 << 30) -> bool:
-    """Static choice: keep the dense noise when popsize*dim floats fit under ``limit_bytes``."""
+def use_dense(popsize: int, dim: int, dense: bool | None, limit_bytes: int = 1 << 28) -> bool:
+    """Static choice: keep the dense noise when popsize*dim float32s fit under ``limit_bytes``."""
     if dense is not None:
         return bool(dense)
     return popsize * dim * 4 <= limit_bytes

@@ -64,7 +64,7 @@ def openai_es(
       sigma_decay, sigma_limit: ``sigma_t = max(sigma * sigma_decay**t, sigma_limit)``.
       mirrored: antithetic pairs (theta + sigma*eps, theta - sigma*eps).
       dense: keep the noise (True), regenerate it from seeds (False), or decide
-        from the population's size (None: dense up to 1 GiB of noise).
+        from the population's size (None: dense up to 256 MiB of noise).
       chunk_size: members whose noise is regenerated at once in ``tell`` when compact.
     """
     S.check_popsize(popsize, even=mirrored)
