@@ -47,7 +47,7 @@ def _parse_hp(items: Sequence[str]) -> dict[str, Any]:
 
 def final_solution(state: Any) -> Any:
     """The policy a run hands over: the distribution mean if it has one, else the best member."""
-    return getattr(state, "mean", None) if hasattr(state, "mean") else state.best_solution
+    return state.mean if hasattr(state, "mean") else state.best_solution
 
 
 def train(args: argparse.Namespace) -> float:
