@@ -43,7 +43,7 @@ class OpenESState(NamedTuple):
 
 def openai_es(
     popsize: int = 256,
-    sigma: float | Callable = 0.05,
+    sigma: float | Callable = 0.1,
     learning_rate: float = 0.03,
     optimizer: optax.GradientTransformation | None = None,
     weight_decay: float = 0.0,
