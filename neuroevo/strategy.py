@@ -66,19 +66,6 @@ def check_fitness(fitness: Array, popsize: int, name: str = "fitness") -> Array:
     return fitness
 
 
-def check_descriptors(descriptors: Array, popsize: int, dim: int | None = None) -> Array:
-    """Raise ``ValueError`` unless ``descriptors`` has shape (popsize, k) (k == dim if given)."""
-    descriptors = jnp.asarray(descriptors)
-    expected = f"({popsize}, {dim if dim is not None else 'k'})"
-    if (
-        descriptors.ndim != 2
-        or descriptors.shape[0] != popsize
-        or (dim is not None and descriptors.shape[1] != dim)
-    ):
-        raise ValueError(f"descriptors have shape {descriptors.shape}, expected {expected}")
-    return descriptors
-
-
 def check_x0(x0: PyTree) -> tuple[Array, Callable[[Array], PyTree]]:
     """Ravel ``x0`` into a flat float vector, raising ``ValueError`` on a bad pytree."""
     leaves = jax.tree_util.tree_leaves(x0)
