@@ -4,8 +4,9 @@ Every optimiser is a :class:`Strategy` of pure functions (``init/ask/tell/decode
 a run is one compiled program that can be vmapped over seeds and sweeps.
 """
 
-from neuroevo import nn, strategies, tasks
+from neuroevo import nn, rl, strategies, tasks
 from neuroevo.engine import RunResult, evaluate_population, evolve, run
+from neuroevo.rl import train
 from neuroevo.strategy import Strategy, population
 
 __version__ = "0.1.0"
@@ -17,7 +18,9 @@ __all__ = [
     "evolve",
     "nn",
     "population",
+    "rl",
     "run",
     "strategies",
     "tasks",
+    "train",
 ]

@@ -1,34 +1,20 @@
 """The ``neuroevo`` command line.
 
-neuroevo train --env CartPole-v1 --strategy openai_es --generations 50 --out runs/cartpole
+neuroevo train --env CartPole-v1 --out runs/cartpole        # or: --config run.toml
+neuroevo train --resume runs/cartpole                       # continue, bit for bit
+neuroevo eval runs/cartpole --episodes 20 --gif cartpole.gif
+neuroevo strategies
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
-import json
-import os
 import sys
-import time
 from collections.abc import Sequence
 from typing import Any
 
-DEFAULTS = {
-    "env": "CartPole-v1",
-    "strategy": "openai_es",
-    "popsize": 256,
-    "generations": 50,
-    "seed": 0,
-    "episodes": 1,
-    "eval_episodes": 10,
-    "hidden": "32,32",
-    "max_steps": None,
-    "normalize_obs": False,
-    "chunk_size": None,
-    "log_every": 1,
-    "hp": [],
-}
+S = argparse.SUPPRESS  # only flags given on the command line reach the config
 
 
 def _parse_hp(items: Sequence[str]) -> dict[str, Any]:
@@ -36,7 +22,7 @@ def _parse_hp(items: Sequence[str]) -> dict[str, Any]:
     out = {}
     for item in items:
         if "=" not in item:
-            raise SystemExit(f"error: --hp expects name=value, got {item!r}")
+            raise ValueError(f"--hp expects name=value, got {item!r}")
         name, value = item.split("=", 1)
         try:
             out[name] = ast.literal_eval(value)
@@ -45,109 +31,85 @@ def _parse_hp(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def final_solution(state: Any) -> Any:
-    """The policy a run hands over: the distribution mean if it has one, else the best member."""
-    return state.mean if hasattr(state, "mean") else state.best_solution
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    skip = {"func", "command", "config", "out", "resume", "quiet"}
+    overrides = {k: v for k, v in vars(args).items() if k not in skip}
+    if "hp" in overrides:
+        overrides["hp"] = _parse_hp(overrides["hp"])
+    return overrides
 
 
 def train(args: argparse.Namespace) -> float:
-    import jax
-    import numpy as np
+    from neuroevo import rl as T
 
-    import neuroevo as ne
-
-    hidden = tuple(int(h) for h in str(args.hidden).split(",") if h)
-    hp = _parse_hp(args.hp)
-    # Validate every name before anything compiles.
-    strategy = ne.strategies.make(args.strategy, popsize=args.popsize, **hp)
-
-    def make_task(episodes):
-        return ne.tasks.gymnax(
-            args.env,
-            hidden=hidden,
-            episodes=episodes,
-            max_steps=args.max_steps,
-            normalize_obs=args.normalize_obs,
+    overrides = _overrides(args)
+    resume = getattr(args, "resume", None)
+    if resume is not None:
+        changed = sorted(set(overrides) - {"generations"})
+        if changed or getattr(args, "config", None):
+            raise ValueError(
+                f"--resume continues a run with its own config; only --generations may change, "
+                f"got {', '.join('--' + c.replace('_', '-') for c in changed) or '--config'}"
+            )
+        config = T.load_config(resume)
+        result = T.train(config, out=resume, resume=True, progress=not args.quiet, **overrides)
+    else:
+        result = T.train(
+            file=getattr(args, "config", None),
+            out=getattr(args, "out", None),
+            progress=not args.quiet,
+            **overrides,
         )
+    print(f"final evaluation return: {result.final_return:.2f}")
+    return result.final_return
 
-    task, eval_task = make_task(args.episodes), make_task(args.eval_episodes)
-    config = {k: v for k, v in vars(args).items() if k != "func"}
-    out = args.out
-    metrics_file = None
-    if out:
-        os.makedirs(out, exist_ok=True)
-        with open(os.path.join(out, "config.json"), "w") as f:
-            json.dump(config, f, indent=2)
-        metrics_file = open(os.path.join(out, "metrics.jsonl"), "a")
 
-    key = jax.random.key(args.seed)
-    k_params, k_run, k_eval = jax.random.split(key, 3)
-    x0 = task.init_solution(k_params)
-    popsize = args.popsize
+def evaluate(args: argparse.Namespace) -> float:
+    from neuroevo import rl as T
 
-    def log(generation, state, metrics):
-        if metrics_file is None:
-            return
-        n = len(metrics["best"])
-        for i in range(n):
-            row = {"generation": generation - n + i + 1}
-            row.update({k: float(v[i]) for k, v in metrics.items()})
-            if "env_steps" in row:
-                row["env_steps"] *= popsize
-            metrics_file.write(json.dumps(row) + "\n")
-        metrics_file.flush()
-
-    t0 = time.perf_counter()
-    result = ne.run(
-        k_run,
-        strategy,
-        task,
-        x0,
-        args.generations,
-        chunk_size=args.chunk_size,
-        log_every=args.log_every,
-        callbacks=[log],
-        progress=not args.quiet,
-    )
-    if metrics_file is not None:
-        metrics_file.close()
-    solution = jax.tree_util.tree_map(lambda x: x[None], final_solution(result.state))
-    evaluation, _ = jax.jit(eval_task.evaluate)(k_eval, result.task_state, solution)
-    final = float(np.asarray(evaluation.fitness)[0])
-    if out:
-        summary = {
-            "final_eval_return": final,
-            "generations": result.generations,
-            "env_steps": float(np.sum(result.history.get("env_steps", [0.0])) * popsize),
-            "wall_time_s": time.perf_counter() - t0,
-            "best_fitness": float(np.asarray(result.state.best_fitness)),
-        }
-        with open(os.path.join(out, "summary.json"), "w") as f:
-            json.dump(summary, f, indent=2)
-    print(f"final evaluation return: {final:.2f}")
-    return final
+    value = T.evaluate_run(args.run_dir, episodes=args.episodes, seed=args.seed, which=args.which)
+    print(f"evaluation return ({args.which} policy): {value:.2f}")
+    if args.gif:
+        frames = T.render_gif(args.run_dir, args.gif, which=args.which, seed=args.seed or 0)
+        print(f"wrote {args.gif} ({frames} frames)")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neuroevo", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="evolve a policy on a gymnax environment")
-    t.add_argument("--env", default=DEFAULTS["env"], help="gymnax environment id")
-    t.add_argument("--strategy", default=DEFAULTS["strategy"], help="a name from `neuroevo strategies`")
-    t.add_argument("--popsize", type=int, default=DEFAULTS["popsize"])
-    t.add_argument("--generations", type=int, default=DEFAULTS["generations"])
-    t.add_argument("--seed", type=int, default=DEFAULTS["seed"])
-    t.add_argument("--episodes", type=int, default=DEFAULTS["episodes"], help="episodes per member")
-    t.add_argument("--eval-episodes", type=int, default=DEFAULTS["eval_episodes"])
-    t.add_argument("--hidden", default=DEFAULTS["hidden"], help="hidden layer widths, e.g. 32,32")
-    t.add_argument("--max-steps", type=int, default=DEFAULTS["max_steps"])
-    t.add_argument("--normalize-obs", action="store_true")
-    t.add_argument("--chunk-size", type=int, default=DEFAULTS["chunk_size"])
-    t.add_argument("--log-every", type=int, default=DEFAULTS["log_every"])
-    t.add_argument("--hp", nargs="*", default=[], metavar="NAME=VALUE", help="strategy hyperparameters")
-    t.add_argument("--out", default=None, help="directory for config, metrics and summary")
+    t = sub.add_parser(
+        "train",
+        help="evolve a policy on a gymnax (or playground:NAME) environment",
+        description="Settings come from the defaults, the env's preset, --config FILE, then flags.",
+    )
+    t.add_argument("--config", default=S, metavar="FILE", help="a TOML or YAML file of settings")
+    t.add_argument("--env", default=S, help="gymnax id (CartPole-v1, Breakout-MinAtar...) or playground:NAME")
+    t.add_argument("--strategy", default=S, help="a name from `neuroevo strategies`")
+    t.add_argument("--popsize", type=int, default=S)
+    t.add_argument("--generations", type=int, default=S)
+    t.add_argument("--seed", type=int, default=S)
+    t.add_argument("--episodes", type=int, default=S, help="episodes per member per generation")
+    t.add_argument("--eval-episodes", type=int, default=S, help="episodes of the final evaluation")
+    t.add_argument("--hidden", default=S, help="hidden layer widths, e.g. 32,32")
+    t.add_argument("--network", default=S, choices=["mlp", "cnn"])
+    t.add_argument("--max-steps", type=int, default=S, help="episode length cap")
+    t.add_argument("--normalize-obs", action="store_true", default=S)
+    t.add_argument("--chunk-size", type=int, default=S, help="members evaluated at once (memory bound)")
+    t.add_argument("--log-every", type=int, default=S, help="generations per compiled block")
+    t.add_argument("--checkpoint-every", type=int, default=S, help="generations between checkpoints")
+    t.add_argument("--hp", nargs="*", default=S, metavar="NAME=VALUE", help="strategy hyperparameters")
+    t.add_argument("--out", default=S, help="run directory: config, metrics, plot, params, checkpoints")
+    t.add_argument("--resume", default=S, metavar="DIR", help="continue the run in DIR from its checkpoint")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=train)
+    e = sub.add_parser("eval", help="re-evaluate a trained policy, optionally drawing a GIF")
+    e.add_argument("run_dir", help="a directory written by `neuroevo train --out`")
+    e.add_argument("--which", default="final", choices=["final", "best"], help="the policy to evaluate")
+    e.add_argument("--episodes", type=int, default=None, help="default: the run's eval_episodes")
+    e.add_argument("--seed", type=int, default=None, help="default: the run's (reproduces its summary)")
+    e.add_argument("--gif", default=None, metavar="PATH", help="draw one episode to this GIF")
+    e.set_defaults(func=evaluate)
     s = sub.add_parser("strategies", help="list the registered strategies and their hyperparameters")
     s.set_defaults(func=_list_strategies)
     return parser
@@ -165,9 +127,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except ValueError as e:
+    except (ValueError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        where = getattr(args, "resume", None) or getattr(args, "out", None)
+        hint = f"; continue with: neuroevo train --resume {where}" if where else ""
+        print(f"\ninterrupted{hint}", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -80,8 +80,10 @@ def make_step(strategy: Strategy, task: Task, chunk_size: int | None = None):
                 jnp.float32
             ),
         }
+        totals = task.info.get("total_metrics", ())
         for name, value in evaluation.metrics.items():
-            metrics[name] = jnp.mean(value).astype(jnp.float32)
+            reduce = jnp.sum if name in totals else jnp.mean
+            metrics[name] = reduce(value).astype(jnp.float32)
         return (state, task_state), metrics
 
     return step
@@ -145,6 +147,7 @@ def run(
         return jax.lax.scan(body, carry, jnp.arange(block))
 
     metric_shapes = jax.eval_shape(step, carry, k_loop)[1]
+    saved = done
     bar = _Progress(generations, done) if progress else None
     t0 = time.perf_counter()
     try:
@@ -155,8 +158,9 @@ def run(
             carry, done = new_carry, done + n
             for name, values in metrics.items():
                 history.setdefault(name, []).extend(values.tolist())
-            if manager is not None and ((done // block) % checkpoint_every == 0 or done == generations):
+            if manager is not None and (done - saved >= checkpoint_every or done == generations):
                 manager.save(done, carry, history, jax.random.key_data(key))
+                saved = done
             for callback in callbacks:
                 callback(done, carry[0], metrics)
             if bar is not None:
@@ -194,12 +198,14 @@ def evolve(
     Args:
       chunk_size: members decoded and evaluated at once (memory bound); default all.
       log_every: generations per compiled block; the host logs/checkpoints between blocks.
-      checkpoint_dir: write a checkpoint every ``checkpoint_every`` blocks (orbax,
-        atomic); if it already holds one of this run, continue from it.
+      checkpoint_dir: write a checkpoint (orbax, atomic) at the end of the first block
+        that is at least ``checkpoint_every`` generations after the last one, and at
+        the end; if the directory already holds one of this run, continue from it.
       callbacks: ``fn(generation, state, block_metrics)`` called on the host after each block.
       progress: draw a progress bar (rich).
     ``history`` maps each metric (``best``, ``generation_best``, ``mean`` and the
-    task's metrics, averaged over the population) to a per-generation array.
+    task's metrics, averaged over the population, or summed for those named in
+    ``task.info["total_metrics"]``, e.g. ``env_steps``) to a per-generation array.
     """
     result = run(
         key,
@@ -232,9 +238,15 @@ class _Progress:
         )
         self._p.start()
         self._id = self._p.add_task("evolve", total=total, completed=done, info="")
+        self._last = time.perf_counter()
 
     def update(self, done: int, metrics: dict) -> None:
         info = f"best {metrics['best'][-1]:.4g}  mean {metrics['mean'][-1]:.4g}"
+        now = time.perf_counter()
+        if "env_steps" in metrics:
+            rate = float(np.sum(metrics["env_steps"])) / max(now - self._last, 1e-9)
+            info += f"  {rate:,.0f} env-steps/s"
+        self._last = now
         self._p.update(self._id, completed=done, info=info)
 
     def close(self) -> None:

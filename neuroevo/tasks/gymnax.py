@@ -43,6 +43,27 @@ class ObsStats(NamedTuple):
         return ObsStats(n, mean, m2)
 
 
+class Trajectory(NamedTuple):
+    """What a descriptor function sees of one episode (no leading axes)."""
+
+    final_obs: jax.Array  # the observation the episode ended on
+    mean_obs: jax.Array  # the mean observation over the episode's steps
+    final_state: Any  # the environment state the episode ended in
+    ret: jax.Array  # the episode's return
+    length: jax.Array  # the number of steps it lasted
+
+
+DESCRIPTORS = ("final_obs", "mean_obs")
+
+
+def _descriptor_fn(descriptor) -> Callable[[Trajectory], jax.Array]:
+    if descriptor == "final_obs":
+        return lambda tr: jnp.ravel(tr.final_obs)
+    if descriptor == "mean_obs":
+        return lambda tr: jnp.ravel(tr.mean_obs)
+    return descriptor
+
+
 def env_ids() -> list[str]:
     import gymnax
 
@@ -55,7 +76,10 @@ def make_env(env_id: str, max_steps: int | None = None, env_params: Any = None, 
 
     if env_id not in gymnax.registered_envs:
         raise ValueError(f"unknown gymnax env id {env_id!r}; valid ids: {sorted(gymnax.registered_envs)}")
-    env, default_params = gymnax.make(env_id, **env_kwargs)
+    try:
+        env, default_params = gymnax.make(env_id, **env_kwargs)
+    except OSError as e:  # e.g. MNISTBandit-bsuite downloads MNIST on first use
+        raise RuntimeError(f"gymnax could not build {env_id!r}: {e}") from e
     params = env_params if env_params is not None else default_params
     if max_steps is not None:
         if int(max_steps) < 1:
@@ -89,6 +113,7 @@ def gymnax(
     episodes: int = 1,
     max_steps: int | None = None,
     normalize_obs: bool = False,
+    descriptor: str | Callable[[Trajectory], jax.Array] | None = None,
     env_params: Any = None,
     **env_kwargs,
 ) -> Task:
@@ -103,10 +128,19 @@ def gymnax(
       max_steps: episode length cap (default: the environment's).
       normalize_obs: normalise observations with running statistics kept in the
         task state (updated from every step the population took).
+      descriptor: behaviour descriptors for novelty search, averaged over the
+        member's episodes: ``"final_obs"`` (the observation each episode ended
+        on, flattened), ``"mean_obs"`` (the mean observation along the episode),
+        or a function ``fn(Trajectory) -> f32[k]`` of one episode's summary.
     Metrics (per member): ``return``, ``episode_length``, ``env_steps``.
     """
     if not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"episodes must be a positive int, got {episodes!r}")
+    if not (descriptor is None or callable(descriptor) or descriptor in DESCRIPTORS):
+        raise ValueError(
+            f"unknown descriptor {descriptor!r}; valid: None, {', '.join(map(repr, DESCRIPTORS))} "
+            "or a function of a Trajectory"
+        )
     env, params = make_env(env_id, max_steps, env_params, **env_kwargs)
     obs_space = env.observation_space(params)
     act_space = env.action_space(params)
@@ -131,6 +165,18 @@ def gymnax(
         zeros = jnp.zeros(obs_shape, jnp.float32)
         return ObsStats(jnp.zeros((), jnp.float32), zeros, zeros)
 
+    describe = None if descriptor is None else _descriptor_fn(descriptor)
+    track = describe is not None  # static: keep each episode's final obs/state and obs sums
+    descriptor_dim = None
+    if track:
+        obs_s = jax.ShapeDtypeStruct(obs_shape, jnp.float32)
+        scalar = jax.ShapeDtypeStruct((), jnp.float32)
+        _, state_s = jax.eval_shape(env.reset, jax.random.key(0), params)
+        out = jax.eval_shape(describe, Trajectory(obs_s, obs_s, state_s, scalar, scalar))
+        if len(out.shape) != 1:
+            raise ValueError(f"a descriptor function must return a vector f32[k], got shape {out.shape}")
+        descriptor_dim = int(out.shape[0])
+
     def evaluate(key, stats: ObsStats, solutions):
         n = jax.tree_util.tree_leaves(solutions)[0].shape[0]
         k_reset, k_step = jax.random.split(key)
@@ -139,64 +185,79 @@ def gymnax(
         # (episodes, ...) -> (n, episodes, ...): every member sees the same starts.
         bcast = lambda x: jnp.broadcast_to(x, (n,) + x.shape)  # noqa: E731
         obs, env_state = jax.tree_util.tree_map(bcast, (obs, env_state))
+        obs = jnp.asarray(obs, jnp.float32)
 
         def act(solution, obs_e):
-            obs_e = jnp.asarray(obs_e, jnp.float32)
             if normalize_obs:
                 obs_e = stats.normalize(obs_e)
             return apply(solution, obs_e)
 
         def step_one(key, env_state, action):
             # step_env, not step: finished episodes are masked, never reset.
-            obs, env_state, reward, terminated, _ = env.step_env(key, env_state, action, params)
-            done = jnp.logical_or(terminated, env.is_truncated(env_state, params))
-            return obs, env_state, reward, done
+            obs, new_state, reward, terminated, _ = env.step_env(key, env_state, action, params)
+            # Some environments change a state leaf's dtype on step (e.g. BernoulliBandit):
+            # keep the loop carry's types fixed.
+            new_state = jax.tree_util.tree_map(lambda a, b: jnp.asarray(a, b.dtype), new_state, env_state)
+            done = jnp.logical_or(terminated, env.is_truncated(new_state, params))
+            return jnp.asarray(obs, jnp.float32), new_state, reward, done
 
         step_all = jax.vmap(jax.vmap(step_one, in_axes=(0, 0, 0)), in_axes=(None, 0, 0))
+        policy_all = jax.vmap(jax.vmap(act, in_axes=(None, 0)), in_axes=(0, 0))
 
         zeros = jnp.zeros((n, episodes), jnp.float32)
         obs_zero = jnp.zeros(obs_shape, jnp.float32)
-        carry = (
-            jnp.zeros((), jnp.int32),
-            obs,
-            env_state,
-            zeros,
-            zeros,
-            jnp.ones((n, episodes), bool),
-            obs_zero,
-            obs_zero,
-        )
+        # The trajectory summary for descriptors: final obs, final state, sum of obs.
+        summary = (obs, env_state, jnp.zeros_like(obs)) if track else ()
+        carry = (jnp.zeros((), jnp.int32), obs, env_state, zeros, zeros, jnp.ones((n, episodes), bool))
+        carry = carry + ((obs_zero, obs_zero), summary)
 
         def cond(c):
             t, alive = c[0], c[5]
             return (t < horizon) & jnp.any(alive)
 
         def body(c):
-            t, obs, env_state, ret, length, alive, s1, s2 = c
-            action = jax.vmap(jax.vmap(act, in_axes=(None, 0)), in_axes=(0, 0))(solutions, obs)
+            t, obs, env_state, ret, length, alive, (s1, s2), summary = c
+            action = policy_all(solutions, obs)
             keys = jax.random.split(jax.random.fold_in(k_step, t), episodes)
             obs_next, env_state, reward, done = step_all(keys, env_state, action)
             a = alive.astype(jnp.float32)
             ret = ret + a * reward.astype(jnp.float32)
             length = length + a
+            w = a.reshape(a.shape + (1,) * len(obs_shape))
             if normalize_obs:
-                o = jnp.asarray(obs, jnp.float32)
-                w = a.reshape(a.shape + (1,) * len(obs_shape))
-                s1 = s1 + jnp.sum(w * o, axis=(0, 1))
-                s2 = s2 + jnp.sum(w * o * o, axis=(0, 1))
-            alive = alive & ~done.astype(bool)
-            return (t + 1, obs_next, env_state, ret, length, alive, s1, s2)
+                s1 = s1 + jnp.sum(w * obs, axis=(0, 1))
+                s2 = s2 + jnp.sum(w * obs * obs, axis=(0, 1))
+            if track:
+                last_obs, last_state, obs_sum = summary
 
-        _, _, _, ret, length, _, s1, s2 = jax.lax.while_loop(cond, body, carry)
+                def keep(new, old):
+                    mask = alive.reshape(alive.shape + (1,) * (new.ndim - 2))
+                    return jnp.where(mask, new, old)
+
+                summary = (
+                    keep(obs_next, last_obs),
+                    jax.tree_util.tree_map(keep, env_state, last_state),
+                    obs_sum + w * obs,
+                )
+            alive = alive & ~done.astype(bool)
+            return (t + 1, obs_next, env_state, ret, length, alive, (s1, s2), summary)
+
+        _, _, _, ret, length, _, (s1, s2), summary = jax.lax.while_loop(cond, body, carry)
         if normalize_obs:
             stats = stats.merge(jnp.sum(length), s1, s2)
         fitness = jnp.mean(ret, axis=1)
+        descriptors = None
+        if track:
+            last_obs, last_state, obs_sum = summary
+            steps = jnp.maximum(length, 1.0).reshape(length.shape + (1,) * len(obs_shape))
+            trajectory = Trajectory(last_obs, obs_sum / steps, last_state, ret, length)
+            descriptors = jnp.mean(jax.vmap(jax.vmap(describe))(trajectory), axis=1).astype(jnp.float32)
         metrics = {
             "return": fitness,
             "episode_length": jnp.mean(length, axis=1),
             "env_steps": jnp.sum(length, axis=1),
         }
-        return Evaluation(fitness=fitness, metrics=metrics), stats
+        return Evaluation(fitness=fitness, descriptor=descriptors, metrics=metrics), stats
 
     info = {
         "env_id": env_id,
@@ -206,5 +267,7 @@ def gymnax(
         "max_steps": horizon,
         "apply": apply,
         "normalize_obs": normalize_obs,
+        "descriptor_dim": descriptor_dim,
+        "total_metrics": ("env_steps",),  # summed over the population, not averaged
     }
     return Task(init=init, evaluate=evaluate, init_solution=init_solution, info=info)
