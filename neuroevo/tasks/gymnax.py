@@ -84,7 +84,8 @@ def make_env(env_id: str, max_steps: int | None = None, env_params: Any = None, 
     if max_steps is not None:
         if int(max_steps) < 1:
             raise ValueError(f"max_steps must be >= 1, got {max_steps}")
-        params = params.replace(max_steps_in_episode=int(max_steps))
+        # Keep the field's type: some environments compute with it (BernoulliBandit's is a float).
+        params = params.replace(max_steps_in_episode=type(params.max_steps_in_episode)(int(max_steps)))
     return env, params
 
 
