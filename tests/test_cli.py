@@ -111,7 +111,13 @@ def test_resume_after_sigkill_is_bit_for_bit(tmp_path):
     assert not (killed / "summary.json").exists(), "the run finished before it was killed"
     assert cli.main(["train", "--resume", str(killed), "--quiet"]) == 0
 
-    for name in ("final_params.msgpack", "best_params.msgpack", "metrics.jsonl", "metrics.csv", "obs_stats.json"):
+    for name in (
+        "final_params.msgpack",
+        "best_params.msgpack",
+        "metrics.jsonl",
+        "metrics.csv",
+        "obs_stats.json",
+    ):
         assert read(killed / name) == read(whole / name), name
     a, b = (json.loads((d / "summary.json").read_text()) for d in (whole, killed))
     for key in ("final_eval_return", "best_eval_return", "generations", "env_steps", "best_fitness"):
