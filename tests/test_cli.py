@@ -92,33 +92,45 @@ def test_strategies_lists_the_registry(capsys):
     assert "openai_es:" in out and "ga:" in out
 
 
-def test_resume_after_sigkill_is_bit_for_bit(tmp_path):
-    """Kill a run with SIGKILL after a checkpoint, resume it: the same files as an uninterrupted run."""
+def _start_and_stop(args, out, sig):
+    """Start a training run in a subprocess and send it ``sig`` once its second checkpoint exists."""
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "neuroevo.cli", *args, "--out", str(out)], env=env, stderr=subprocess.PIPE
+    )
+    deadline = time.time() + 120
+    while not (out / "checkpoints" / "6").is_dir():
+        assert proc.poll() is None and time.time() < deadline, "the run ended before its second checkpoint"
+        time.sleep(0.01)
+    proc.send_signal(sig)
+    _, err = proc.communicate()
+    assert not (out / "summary.json").exists(), "the run finished before it was stopped"
+    return proc.returncode, err.decode()
+
+
+def test_resume_after_sigkill_or_ctrl_c_is_bit_for_bit(tmp_path):
+    """Stop a run (SIGKILL or Ctrl-C) after a checkpoint, resume it: the files of an uninterrupted run."""
     args = ["train", "--generations", "30", "--checkpoint-every", "3", "--seed", "3", *TINY]
     args += ["--normalize-obs"]  # the task state (observation statistics) must resume too
     whole = tmp_path / "whole"
     assert cli.main([*args, "--out", str(whole)]) == 0
 
-    killed = tmp_path / "killed"
-    env = dict(os.environ, PYTHONPATH=os.getcwd())
-    proc = subprocess.Popen([sys.executable, "-m", "neuroevo.cli", *args, "--out", str(killed)], env=env)
-    deadline = time.time() + 120
-    while not (killed / "checkpoints" / "6").is_dir():
-        assert proc.poll() is None and time.time() < deadline, "the run ended before its second checkpoint"
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (killed / "summary.json").exists(), "the run finished before it was killed"
-    assert cli.main(["train", "--resume", str(killed), "--quiet"]) == 0
-
-    for name in (
-        "final_params.msgpack",
-        "best_params.msgpack",
-        "metrics.jsonl",
-        "metrics.csv",
-        "obs_stats.json",
-    ):
-        assert read(killed / name) == read(whole / name), name
-    a, b = (json.loads((d / "summary.json").read_text()) for d in (whole, killed))
-    for key in ("final_eval_return", "best_eval_return", "generations", "env_steps", "best_fitness"):
-        assert a[key] == b[key], key
+    killed, interrupted = tmp_path / "killed", tmp_path / "interrupted"
+    rc, _ = _start_and_stop(args, killed, signal.SIGKILL)
+    assert rc == -signal.SIGKILL
+    rc, err = _start_and_stop(args, interrupted, signal.SIGINT)
+    assert rc == 130 and f"neuroevo train --resume {interrupted}" in err
+    for run in (killed, interrupted):
+        assert cli.main(["train", "--resume", str(run), "--quiet"]) == 0
+        names = [
+            "final_params.msgpack",
+            "best_params.msgpack",
+            "metrics.jsonl",
+            "metrics.csv",
+            "obs_stats.json",
+        ]
+        for name in names:
+            assert read(run / name) == read(whole / name), (run.name, name)
+        a, b = (json.loads((d / "summary.json").read_text()) for d in (whole, run))
+        for key in ("final_eval_return", "best_eval_return", "generations", "env_steps", "best_fitness"):
+            assert a[key] == b[key], (run.name, key)

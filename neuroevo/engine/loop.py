@@ -8,6 +8,8 @@ run continues bit-for-bit, whatever the block boundaries.
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -150,23 +152,33 @@ def run(
     saved = done
     bar = _Progress(generations, done) if progress else None
     t0 = time.perf_counter()
+    # The last generation whose results every callback has seen: what Ctrl-C saves.
+    safe = (carry, done, {k: len(v) for k, v in history.items()})
     try:
-        while done < generations:
-            n = min(block, generations - done)
-            new_carry, metrics = run_block(carry, jnp.int32(done), jnp.int32(done + n))
-            metrics = {k: np.asarray(v)[:n] for k, v in metrics.items()}
-            carry, done = new_carry, done + n
-            for name, values in metrics.items():
-                history.setdefault(name, []).extend(values.tolist())
-            if manager is not None and (done - saved >= checkpoint_every or done == generations):
-                manager.save(done, carry, history, jax.random.key_data(key))
-                saved = done
-            for callback in callbacks:
-                callback(done, carry[0], metrics)
-            if bar is not None:
-                bar.update(done, metrics)
+        with _DeferredInterrupt() as interrupt:
+            while done < generations:
+                n = min(block, generations - done)
+                new_carry, metrics = run_block(carry, jnp.int32(done), jnp.int32(done + n))
+                metrics = {k: np.asarray(v)[:n] for k, v in metrics.items()}
+                carry, done = new_carry, done + n
+                for name, values in metrics.items():
+                    history.setdefault(name, []).extend(values.tolist())
+                # Callbacks (e.g. metric files) first, checkpoint second: a run killed in
+                # between resumes from the previous checkpoint and rewrites those rows.
+                for callback in callbacks:
+                    callback(done, carry[0], metrics)
+                if manager is not None and (done - saved >= checkpoint_every or done == generations):
+                    manager.save(done, carry, history, jax.random.key_data(key))
+                    saved = done
+                safe = (carry, done, {k: len(v) for k, v in history.items()})
+                if bar is not None:
+                    bar.update(done, metrics)
+                if interrupt.requested:
+                    raise KeyboardInterrupt
     except KeyboardInterrupt:
         if manager is not None:
+            carry, done, lengths = safe
+            history = {k: v[: lengths.get(k, 0)] for k, v in history.items()}
             manager.save(done, carry, history, jax.random.key_data(key))
             manager.wait()
         raise
@@ -221,6 +233,32 @@ def evolve(
         progress=progress,
     )
     return result.state, result.history
+
+
+class _DeferredInterrupt:
+    """Turns the first Ctrl-C into a request honoured at the end of the current block.
+
+    The run then stops between blocks, where its state, callbacks and checkpoint
+    agree. A second Ctrl-C interrupts at once. Only in the main thread (where
+    Python delivers signals); elsewhere Ctrl-C is left alone.
+    """
+
+    def __enter__(self):
+        self.requested = False
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
 
 
 class _Progress:
