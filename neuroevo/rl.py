@@ -487,7 +487,8 @@ def render_gif(run_dir: str, path: str, *, which: str = "final", seed: int = 0, 
     env_id = config["env"]
     if env_id not in DRAWABLE:
         raise ValueError(f"gymnax cannot draw {env_id!r}; drawable environments: {', '.join(DRAWABLE)}")
-    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")  # pygame draws; it needs no sound card
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")  # pygame draws off-screen: no sound card,
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # no display
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     from gymnax.visualize import Visualizer
 
