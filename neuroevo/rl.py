@@ -160,9 +160,7 @@ def make_task(config: Mapping[str, Any], episodes: int | None = None):
         normalize_obs=config["normalize_obs"],
     )
     if env_id.startswith("playground:"):
-        from neuroevo.tasks import playground
-
-        return playground.playground(env_id.split(":", 1)[1], hidden=config["hidden"], **kwargs)
+        return tasks.playground(env_id.split(":", 1)[1], hidden=config["hidden"], **kwargs)
     if config["network"] not in ("mlp", "cnn"):
         raise ValueError(f"unknown network {config['network']!r}; valid: 'mlp', 'cnn'")
     env, params = tasks.gymnax_module.make_env(env_id, config["max_steps"])

@@ -1,17 +1,24 @@
 """Tasks: ``Task``/``Evaluation`` and the built-in task factories."""
 
 from neuroevo.tasks import gymnax as gymnax_module
+from neuroevo.tasks import playground as playground_module
 from neuroevo.tasks.base import Evaluation, Task, function, rastrigin, sphere
-from neuroevo.tasks.gymnax import ObsStats, env_ids, gymnax
+from neuroevo.tasks.gymnax import ObsStats, Trajectory, env_ids, gymnax
+from neuroevo.tasks.playground import env_names as playground_env_names
+from neuroevo.tasks.playground import playground
 
 __all__ = [
     "Evaluation",
     "ObsStats",
     "Task",
+    "Trajectory",
     "env_ids",
     "function",
     "gymnax",
     "gymnax_module",
+    "playground",
+    "playground_env_names",
+    "playground_module",
     "rastrigin",
     "sphere",
 ]
