@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--hidden", default=S, help="hidden layer widths, e.g. 32,32")
     t.add_argument("--network", default=S, choices=["mlp", "cnn"])
     t.add_argument("--max-steps", type=int, default=S, help="episode length cap")
-    t.add_argument("--normalize-obs", action="store_true", default=S)
+    t.add_argument("--normalize-obs", action=argparse.BooleanOptionalAction, default=S)
     t.add_argument("--chunk-size", type=int, default=S, help="members evaluated at once (memory bound)")
     t.add_argument("--log-every", type=int, default=S, help="generations per compiled block")
     t.add_argument("--checkpoint-every", type=int, default=S, help="generations between checkpoints")

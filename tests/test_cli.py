@@ -63,6 +63,10 @@ def test_config_files_and_precedence(tmp_path):
     bad.write_text("popsise = 8\n")
     with pytest.raises(ValueError, match="unknown config key 'popsise'; valid keys: env, strategy, popsize"):
         rl.resolve(str(bad))
+    # A preset turns normalisation on for Pendulum; a flag turns it off again.
+    parsed = cli.build_parser().parse_args(["train", "--env", "Pendulum-v1", "--no-normalize-obs"])
+    assert rl.resolve(None, env="Pendulum-v1")["normalize_obs"] is True
+    assert rl.resolve(None, **cli._overrides(parsed))["normalize_obs"] is False
     with pytest.raises(ValueError, match="'popsize' must be int"):
         rl.resolve(None, popsize="many")
     with pytest.raises(ValueError, match="unknown format '.ini'"):
