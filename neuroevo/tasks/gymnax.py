@@ -28,6 +28,11 @@ class ObsStats(NamedTuple):
     mean: jax.Array
     m2: jax.Array
 
+    @classmethod
+    def empty(cls, obs_shape: tuple[int, ...]) -> ObsStats:
+        zeros = jnp.zeros(obs_shape, jnp.float32)
+        return cls(jnp.zeros((), jnp.float32), zeros, zeros)
+
     def normalize(self, obs: jax.Array, clip: float = 5.0) -> jax.Array:
         var = jnp.where(self.count > 1, self.m2 / jnp.maximum(self.count, 1.0), 1.0)
         return jnp.clip((obs - self.mean) / jnp.sqrt(var + 1e-8), -clip, clip)
@@ -163,8 +168,7 @@ def gymnax(
 
     def init(key):
         del key
-        zeros = jnp.zeros(obs_shape, jnp.float32)
-        return ObsStats(jnp.zeros((), jnp.float32), zeros, zeros)
+        return ObsStats.empty(obs_shape)
 
     describe = None if descriptor is None else _descriptor_fn(descriptor)
     track = describe is not None  # static: keep each episode's final obs/state and obs sums

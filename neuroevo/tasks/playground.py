@@ -198,8 +198,7 @@ def playground(
 
     def init(key):
         del key
-        zeros = jnp.zeros(obs_shape, jnp.float32)
-        return ObsStats(jnp.zeros((), jnp.float32), zeros, zeros)
+        return ObsStats.empty(obs_shape)
 
     def evaluate(key, stats: ObsStats, solutions):
         n = jax.tree_util.tree_leaves(solutions)[0].shape[0]
