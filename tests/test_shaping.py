@@ -7,10 +7,13 @@ from hypothesis import strategies as st
 
 from neuroevo import strategy as S
 
-values = st.one_of(st.floats(-1e6, 1e6, width=32), st.just(float("nan")), st.just(float("-inf")))
+# XLA flushes subnormal float32 to zero (so 3.7e-39 ties with 0.0 there, not in NumPy).
+values = st.one_of(
+    st.floats(-1e6, 1e6, width=32, allow_subnormal=False), st.just(float("nan")), st.just(float("-inf"))
+)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(st.lists(values, min_size=2, max_size=40))
 def test_centered_ranks_properties(fs):
     f = np.asarray(fs, np.float32)
