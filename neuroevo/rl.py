@@ -104,6 +104,8 @@ def _coerce(key: str, value: Any) -> Any:
 def read_config_file(path: str) -> dict[str, Any]:
     """A config file's table: TOML (``.toml``) or YAML (``.yaml``/``.yml``)."""
     ext = os.path.splitext(path)[1].lower()
+    if ext in (".toml", ".yaml", ".yml") and not os.path.isfile(path):
+        raise ValueError(f"config file {path!r} does not exist")
     if ext == ".toml":
         try:
             import tomllib
@@ -115,7 +117,10 @@ def read_config_file(path: str) -> dict[str, Any]:
         import yaml
 
         with open(path) as f:
-            data = yaml.safe_load(f) or {}
+            try:
+                data = yaml.safe_load(f) or {}
+            except yaml.YAMLError as e:
+                raise ValueError(f"config file {path!r} is not valid YAML: {e}") from None
     else:
         raise ValueError(f"config file {path!r}: unknown format {ext!r}; valid: .toml, .yaml, .yml")
     if not isinstance(data, Mapping):

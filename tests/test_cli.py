@@ -69,6 +69,8 @@ def test_config_files_and_precedence(tmp_path):
     assert rl.resolve(None, **cli._overrides(parsed))["normalize_obs"] is False
     with pytest.raises(ValueError, match="'popsize' must be int"):
         rl.resolve(None, popsize="many")
+    with pytest.raises(ValueError, match="config file .*missing.toml' does not exist"):
+        rl.resolve(str(tmp_path / "missing.toml"))
     with pytest.raises(ValueError, match="unknown format '.ini'"):
         rl.resolve(str(tmp_path / "run.ini"))
 
