@@ -112,7 +112,10 @@ def read_config_file(path: str) -> dict[str, Any]:
         except ImportError:  # Python 3.10
             import tomli as tomllib
         with open(path, "rb") as f:
-            data = tomllib.load(f)
+            try:
+                data = tomllib.load(f)
+            except tomllib.TOMLDecodeError as e:
+                raise ValueError(f"config file {path!r} is not valid TOML: {e}") from None
     elif ext in (".yaml", ".yml"):
         import yaml
 
