@@ -108,4 +108,24 @@ def policy_for(space: Any, hidden: Sequence[int] = (32, 32), network: str = "mlp
     return Policy(body=body, head=head)
 
 
-__all__ = ["CNN", "MLP", "Policy", "box_head", "discrete_head", "head_for", "policy_for"]
+def policy_functions(policy: nn.Module | Callable, obs_shape: tuple[int, ...]):
+    """``(apply, init_solution, action_shape)`` of a policy, for a task on ``obs_shape``.
+
+    A flax module gives ``module.apply``, an ``init_solution(key)`` drawing fresh
+    parameters, and the ``jax.ShapeDtypeStruct`` of its action (computed without
+    running it, so a task can check it against its action space before compiling).
+    A plain ``apply(params, obs)`` function gives ``(apply, None, None)``.
+    """
+    if not isinstance(policy, nn.Module):
+        return policy, None, None
+    module = policy
+
+    def init_solution(key):
+        return module.init(key, jnp.zeros(obs_shape, jnp.float32))
+
+    example = jax.eval_shape(init_solution, jax.random.key(0))
+    action = jax.eval_shape(module.apply, example, jax.ShapeDtypeStruct(obs_shape, jnp.float32))
+    return module.apply, init_solution, action
+
+
+__all__ = ["CNN", "MLP", "Policy", "box_head", "discrete_head", "head_for", "policy_for", "policy_functions"]

@@ -154,17 +154,9 @@ def gymnax(
     horizon = int(params.max_steps_in_episode)
     if policy is None:
         policy = ne_nn.policy_for(act_space, hidden)
-    if isinstance(policy, nn.Module):
-        module = policy
-        apply = module.apply
-
-        def init_solution(key):
-            return module.init(key, jnp.zeros(obs_shape, jnp.float32))
-
-        example = jax.eval_shape(init_solution, jax.random.key(0))
-        check_action(env_id, act_space, jax.eval_shape(apply, example, jnp.zeros(obs_shape)))
-    else:
-        apply, init_solution = policy, None
+    apply, init_solution, action = ne_nn.policy_functions(policy, obs_shape)
+    if action is not None:
+        check_action(env_id, act_space, action)
 
     def init(key):
         del key

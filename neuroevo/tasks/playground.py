@@ -177,22 +177,12 @@ def playground(
     horizon = max_steps if max_steps is not None else math.ceil(int(config.episode_length) / action_repeat)
     action_size = int(env.action_size)
     obs_shape = tuple(jax.eval_shape(lambda: flat_obs(env.reset(jax.random.key(0)).obs)).shape)
-    obs_struct = jax.ShapeDtypeStruct(obs_shape, jnp.float32)
 
     if policy is None:
         policy = default_policy(action_size, hidden)
-    if isinstance(policy, nn.Module):
-        module = policy
-        apply = module.apply
-
-        def init_solution(key):
-            return module.init(key, jnp.zeros(obs_shape, jnp.float32))
-
-        key_struct = jax.eval_shape(lambda: jax.random.key(0))
-        example = jax.eval_shape(module.init, key_struct, obs_struct)
-        check_action(env_name, action_size, jax.eval_shape(apply, example, obs_struct))
-    else:
-        apply, init_solution = policy, None
+    apply, init_solution, action = ne_nn.policy_functions(policy, obs_shape)
+    if action is not None:
+        check_action(env_name, action_size, action)
 
     step = repeat_step(env, action_repeat)
 
