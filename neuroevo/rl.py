@@ -193,6 +193,23 @@ def final_solution(state: Any) -> Any:
     return state.mean if hasattr(state, "mean") else state.best_solution
 
 
+def run_keys(seed: int):
+    """A run's keys from its seed: (policy initialisation, evolution, final evaluation)."""
+    import jax
+
+    return jax.random.split(jax.random.key(seed), 3)
+
+
+def evaluate_policy(task: Any, task_state: Any, params: Any, key: Any) -> float:
+    """One policy's fitness on ``task`` (its mean return over the task's episodes)."""
+    import jax
+    import numpy as np
+
+    batch = jax.tree_util.tree_map(lambda x: x[None], params)
+    evaluation, _ = jax.jit(task.evaluate)(key, task_state, batch)
+    return float(np.asarray(evaluation.fitness)[0])
+
+
 class TrainResult(NamedTuple):
     config: dict
     state: Any  # the final strategy state
@@ -338,7 +355,6 @@ def train(
       resume: continue the run in ``out`` from its last checkpoint, bit for bit.
       progress: draw a progress bar with best/mean return and env-steps/s.
     """
-    import jax
     import numpy as np
 
     from neuroevo.engine import checkpoint as ckpt
@@ -370,8 +386,7 @@ def train(
         reached = ckpt.Manager(checkpoint_dir).latest() if resume else None
         writer = _MetricsWriter(out, keep_until=reached or 0)
 
-    key = jax.random.key(config["seed"])
-    k_params, k_run, k_eval = jax.random.split(key, 3)
+    k_params, k_run, k_eval = run_keys(config["seed"])
     x0 = task.init_solution(k_params)
     t0 = time.perf_counter()
     result = loop.run(
@@ -388,16 +403,15 @@ def train(
         progress=progress,
     )
     final_params = final_solution(result.state)
-    batch = lambda p: jax.tree_util.tree_map(lambda x: x[None], p)  # noqa: E731
-    evaluate = jax.jit(eval_task.evaluate)
-    final_eval, _ = evaluate(k_eval, result.task_state, batch(final_params))
-    best_eval, _ = evaluate(k_eval, result.task_state, batch(result.state.best_solution))
-    final_return = float(np.asarray(final_eval.fitness)[0])
+    final_return, best_return = (
+        evaluate_policy(eval_task, result.task_state, params, k_eval)
+        for params in (final_params, result.state.best_solution)
+    )
     summary = {
         "env": config["env"],
         "strategy": config["strategy"],
         "final_eval_return": final_return,
-        "best_eval_return": float(np.asarray(best_eval.fitness)[0]),
+        "best_eval_return": best_return,
         "eval_episodes": config["eval_episodes"],
         "generations": result.generations,
         "env_steps": float(np.sum(result.history.get("env_steps", [0.0]))),
@@ -466,18 +480,13 @@ def evaluate_run(
     With the defaults (the run's ``eval_episodes`` and seed) this reproduces the
     run's ``final_eval_return`` (``best_eval_return`` with ``which="best"``).
     """
-    import jax
-    import numpy as np
 
     config, _, task_state, params = load_run(run_dir, which)
     n = config["eval_episodes"] if episodes is None else int(episodes)
     if n < 1:
         raise ValueError(f"episodes must be >= 1, got {n}")
-    task = make_task(config, episodes=n)
-    k_eval = jax.random.split(jax.random.key(config["seed"] if seed is None else seed), 3)[2]
-    batch = jax.tree_util.tree_map(lambda x: x[None], params)
-    evaluation, _ = jax.jit(task.evaluate)(k_eval, task_state, batch)
-    return float(np.asarray(evaluation.fitness)[0])
+    k_eval = run_keys(config["seed"] if seed is None else seed)[2]
+    return evaluate_policy(make_task(config, episodes=n), task_state, params, k_eval)
 
 
 def render_gif(run_dir: str, path: str, *, which: str = "final", seed: int = 0, max_frames: int = 500) -> int:
