@@ -122,6 +122,19 @@ def centered_ranks(fitness: Array) -> Array:
     return (lo + hi - 1).astype(jnp.float32) / (2.0 * jnp.maximum(n - 1, 1)) - 0.5
 
 
+def nes_utilities(fitness: Array) -> Array:
+    """The NES utilities (Wierstra et al. 2014, eq. 9), one per member; NaN/-inf rank last.
+
+    With rank ``k = 1`` for the best of ``n``:
+    ``u_k = max(0, log(n/2 + 1) - log k) / sum_j max(0, log(n/2 + 1) - log j) - 1/n``,
+    so they sum to zero and only the better half gets positive weight.
+    """
+    n = fitness.shape[0]
+    raw = jnp.maximum(0.0, jnp.log(n / 2.0 + 1.0) - jnp.log(jnp.arange(1, n + 1, dtype=jnp.float32)))
+    order = jnp.argsort(-sanitize(fitness), stable=True)  # best first
+    return jnp.zeros((n,), jnp.float32).at[order].set(raw / raw.sum() - 1.0 / n)
+
+
 def update_best(
     best_solution: PyTree, best_fitness: Array, candidate: PyTree, candidate_fitness: Array
 ) -> tuple[PyTree, Array]:
@@ -215,20 +228,142 @@ def weighted_eps_sum(
     Dense genotypes use one matrix-vector product; compact ones regenerate the
     noise ``chunk_size`` members at a time inside a ``lax.scan``.
     """
+    return _weighted_noise_sums((coeffs,), lambda z: (z,), genotypes, dim, chunk_size, dtype)[0]
+
+
+def weighted_eps_moments(
+    coeffs: Array,
+    sq_coeffs: Array,
+    genotypes: Perturbation,
+    dim: int,
+    chunk_size: int | None = None,
+    dtype=jnp.float32,
+) -> tuple[Array, Array]:
+    """``(sum_i coeffs[i] * eps_i, sum_i sq_coeffs[i] * eps_i**2)`` in one pass over the noise.
+
+    The two sums a diagonal-Gaussian update needs (mean and per-dimension
+    variance, as in SNES and PGPE); compact noise is regenerated once, chunk by chunk.
+    """
+    return _weighted_noise_sums((coeffs, sq_coeffs), lambda z: (z, z * z), genotypes, dim, chunk_size, dtype)
+
+
+def _weighted_noise_sums(coeffs, features, genotypes: Perturbation, dim, chunk_size, dtype):
+    """``sum_i coeffs[k][i] * features(eps_i)[k]`` for each k, regenerating compact noise by chunks."""
     if genotypes.noise is not None:
-        return coeffs.astype(genotypes.noise.dtype) @ genotypes.noise
-    n = coeffs.shape[0]
+        z = genotypes.noise
+        return tuple(c.astype(z.dtype) @ f for c, f in zip(coeffs, features(z), strict=True))
+    n = coeffs[0].shape[0]
     c = chunk_length(n, chunk_size)
     seeds = genotypes.seed.reshape(n // c, c, *genotypes.seed.shape[1:])
-    coeffs = coeffs.reshape(n // c, c)
+    chunks = tuple(w.reshape(n // c, c) for w in coeffs)
 
     def body(acc, xs):
-        seed_chunk, coeff_chunk = xs
+        seed_chunk, coeff_chunks = xs
         z = jax.vmap(lambda s: normal(jax.random.wrap_key_data(s), (dim,), dtype))(seed_chunk)
-        return acc + coeff_chunk.astype(dtype) @ z, None
+        terms = zip(acc, coeff_chunks, features(z), strict=True)
+        return tuple(a + w.astype(dtype) @ f for a, w, f in terms), None
 
-    acc, _ = jax.lax.scan(body, jnp.zeros((dim,), dtype), (seeds, coeffs))
+    init = tuple(jnp.zeros((dim,), dtype) for _ in coeffs)
+    acc, _ = jax.lax.scan(body, init, (seeds, chunks))
     return acc
+
+
+def perturbations(
+    key: Array,
+    popsize: int,
+    dim: int,
+    scale: Any,
+    *,
+    mirrored: bool = True,
+    dense: bool | None = None,
+    dtype=jnp.float32,
+) -> Perturbation:
+    """``popsize`` members ``mean + scale * eps`` around one mean (parent 0): the ES ``ask``.
+
+    Mirrored: the first half holds ``+eps_i``, the second half ``-eps_i``. Dense
+    (see :func:`use_dense`): the noise is drawn once and stored, the sign folded
+    into it, ``scale`` the same for everyone. Compact: one 64-bit seed per pair,
+    stored twice, and the sign folded into ``scale``. Either way member ``i`` is
+    ``mean + scale_i * eps(genotype_i)`` and the first half's ``eps`` is ``+eps_i``
+    (what :func:`antithetic` relies on). Strategies with a per-dimension sigma
+    vector pass ``scale=1`` (a sign) and multiply by their sigma in ``decode``
+    (:func:`perturb`).
+    """
+    half = popsize // 2 if mirrored else popsize
+    parent = jnp.zeros((popsize,), jnp.int32)
+    if use_dense(popsize, dim, dense):
+        z = normal(key, (half, dim), dtype)
+        noise = jnp.concatenate([z, -z]) if mirrored else z
+        return Perturbation(parent, jnp.full((popsize,), scale), noise=noise)
+    seeds = jax.random.key_data(jax.random.split(key, half))
+    if not mirrored:
+        return Perturbation(parent, jnp.full((popsize,), scale), seed=seeds)
+    scale = jnp.concatenate([jnp.full((half,), scale), jnp.full((half,), -scale)])
+    return Perturbation(parent, scale, seed=jnp.concatenate([seeds, seeds]))
+
+
+def antithetic(weights: Array, genotypes: Perturbation, mirrored: bool = True):
+    """``(w+ - w-, w+ + w-, first half)`` of per-member ``weights`` for :func:`perturbations` pairs.
+
+    ``sum_i weights_i * sign_i * eps_i`` is then ``weighted_eps_sum(w+ - w-, first half)``
+    and ``sum_i weights_i * eps_i**2`` has coefficients ``w+ + w-``. Unmirrored:
+    ``(weights, weights, genotypes)``.
+    """
+    if not mirrored:
+        return weights, weights, genotypes
+    half = weights.shape[0] // 2
+    first = jax.tree_util.tree_map(lambda x: x[:half], genotypes)
+    return weights[:half] - weights[half:], weights[:half] + weights[half:], first
+
+
+def perturb(mean: PyTree, genotype: Perturbation, sigma: Any = None) -> PyTree:
+    """Decode one :func:`perturbations` member: ``mean + scale * sigma * eps``.
+
+    ``sigma`` is None (the step is all in ``scale``), a scalar, or a flat ``(d,)``
+    vector of per-dimension standard deviations (then ``scale`` is the sign).
+    """
+    flat, unravel = check_x0(mean)
+    step = genotype.scale if sigma is None else genotype.scale * sigma
+    return unravel(flat + step * eps(genotype, flat.shape[0], flat.dtype))
+
+
+def update_best_member(decode: Callable, state: Any, genotypes: Any, fitness: Array) -> tuple[PyTree, Array]:
+    """``update_best`` with this generation's best member (decoded from ``state``)."""
+    i = jnp.argmax(sanitize(fitness))
+    candidate = decode(state, jax.tree_util.tree_map(lambda x: x[i], genotypes))
+    return update_best(state.best_solution, state.best_fitness, candidate, fitness[i])
+
+
+def search_start(x0: PyTree) -> tuple[Array, dict[str, Any]]:
+    """``(flat x0, fields)``: what every distribution state starts with.
+
+    ``fields`` are ``mean`` (``x0``), ``best_solution`` (``x0``), ``best_fitness``
+    (-inf, f32) and ``generation`` (0, int32); a strategy's ``init`` adds its own.
+    """
+    flat, _ = check_x0(x0)
+    mean = jax.tree_util.tree_map(jnp.asarray, x0)
+    return flat, dict(
+        mean=mean,
+        best_solution=mean,
+        best_fitness=jnp.array(-jnp.inf, jnp.float32),
+        generation=jnp.zeros((), jnp.int32),
+    )
+
+
+def search_step(
+    decode: Callable, state: Any, genotypes: Any, fitness: Array, flat_mean: Array
+) -> dict[str, Any]:
+    """The :func:`search_start` fields after a ``tell``.
+
+    The new mean (given flat, unravelled here), the best member so far, the next generation.
+    """
+    best_solution, best_fitness = update_best_member(decode, state, genotypes, fitness)
+    return dict(
+        mean=unravel_like(state.mean)(flat_mean),
+        best_solution=best_solution,
+        best_fitness=best_fitness,
+        generation=state.generation + 1,
+    )
 
 
 def default_noise_chunk(dim: int, budget_bytes: int = 64 << 20) -> int:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 
+from neuroevo.strategies.ars import ARSState, ars
 from neuroevo.strategies.ga import GAState, ga
 from neuroevo.strategies.openai_es import OpenESState, openai_es
+from neuroevo.strategies.pgpe import ClipUpState, PGPEState, clipup, pgpe
+from neuroevo.strategies.snes import SNESState, snes
+from neuroevo.strategies.xnes import XNESState, xnes
 from neuroevo.strategy import Strategy
 
 _REGISTRY: dict[str, Callable[..., Strategy]] = {}
@@ -55,5 +59,28 @@ def _lookup(name: str) -> Callable[..., Strategy]:
 
 register("openai_es", openai_es)
 register("ga", ga)
+register("snes", snes)
+register("xnes", xnes)
+register("pgpe", pgpe)
+register("ars", ars)
 
-__all__ = ["GAState", "OpenESState", "ga", "hyperparameters", "make", "names", "openai_es", "register"]
+__all__ = [
+    "ARSState",
+    "ClipUpState",
+    "PGPEState",
+    "SNESState",
+    "XNESState",
+    "ars",
+    "clipup",
+    "pgpe",
+    "snes",
+    "xnes",
+    "GAState",
+    "OpenESState",
+    "ga",
+    "hyperparameters",
+    "make",
+    "names",
+    "openai_es",
+    "register",
+]

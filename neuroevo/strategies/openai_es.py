@@ -24,7 +24,6 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import optax
 
 from neuroevo import strategy as S
@@ -69,72 +68,34 @@ def openai_es(
     """
     S.check_popsize(popsize, even=mirrored)
     optimizer = optimizer if optimizer is not None else optax.adam(learning_rate)
-    half = popsize // 2 if mirrored else popsize
 
     def init(key: jax.Array, x0: PyTree) -> OpenESState:
         del key
-        flat, _ = S.check_x0(x0)
-        mean = jax.tree_util.tree_map(jnp.asarray, x0)
-        generation = jnp.zeros((), jnp.int32)
-        return OpenESState(
-            mean=mean,
-            opt_state=optimizer.init(flat),
-            sigma=S.sigma_at(sigma, generation, sigma_decay, sigma_limit),
-            best_solution=mean,
-            best_fitness=jnp.array(-jnp.inf, jnp.float32),
-            generation=generation,
-        )
+        flat, fields = S.search_start(x0)
+        sigma0 = S.sigma_at(sigma, fields["generation"], sigma_decay, sigma_limit)
+        return OpenESState(opt_state=optimizer.init(flat), sigma=sigma0, **fields)
 
     def ask(key: jax.Array, state: OpenESState) -> tuple[S.Perturbation, OpenESState]:
         flat = S.ravel(state.mean)
-        dim = flat.shape[0]
-        parent = jnp.zeros((popsize,), jnp.int32)
-        if S.use_dense(popsize, dim, dense):
-            z = S.normal(key, (half, dim), flat.dtype)
-            noise = jnp.concatenate([z, -z]) if mirrored else z
-            scale = jnp.full((popsize,), state.sigma)
-            return S.Perturbation(parent, scale, noise=noise), state
-        seeds = jax.random.key_data(jax.random.split(key, half))
-        if mirrored:
-            seeds = jnp.concatenate([seeds, seeds])
-            scale = jnp.concatenate([jnp.full((half,), state.sigma), jnp.full((half,), -state.sigma)])
-        else:
-            scale = jnp.full((popsize,), state.sigma)
-        return S.Perturbation(parent, scale, seed=seeds), state
+        genotypes = S.perturbations(
+            key, popsize, flat.shape[0], state.sigma, mirrored=mirrored, dense=dense, dtype=flat.dtype
+        )
+        return genotypes, state
 
     def decode(state: OpenESState, genotype: S.Perturbation) -> PyTree:
-        flat, unravel = S.check_x0(state.mean)
-        return unravel(flat + genotype.scale * S.eps(genotype, flat.shape[0], flat.dtype))
+        return S.perturb(state.mean, genotype)
 
     def tell(key, state: OpenESState, genotypes: S.Perturbation, fitness, descriptors=None):
         del key, descriptors
         fitness = S.check_fitness(fitness, S.population_size(genotypes))
         flat = S.ravel(state.mean)
         dim = flat.shape[0]
-        w = S.centered_ranks(fitness)
-        if mirrored:  # the first half holds each pair's +eps (dense and compact alike)
-            coeffs = w[:half] - w[half:]
-            base = jax.tree_util.tree_map(lambda x: x[:half], genotypes)
-        else:
-            coeffs, base = w, genotypes
+        coeffs, _, base = S.antithetic(S.centered_ranks(fitness), genotypes, mirrored)
         chunk = chunk_size or S.default_noise_chunk(dim)
         grad = S.weighted_eps_sum(coeffs, base, dim, chunk, flat.dtype) / (popsize * state.sigma)
         updates, opt_state = optimizer.update(-grad + weight_decay * flat, state.opt_state, flat)
-        mean = S.unravel_like(state.mean)(optax.apply_updates(flat, updates))
-
-        i = jnp.argmax(S.sanitize(fitness))
-        candidate = decode(state, jax.tree_util.tree_map(lambda x: x[i], genotypes))
-        best_solution, best_fitness = S.update_best(
-            state.best_solution, state.best_fitness, candidate, fitness[i]
-        )
-        generation = state.generation + 1
-        return OpenESState(
-            mean=mean,
-            opt_state=opt_state,
-            sigma=S.sigma_at(sigma, generation, sigma_decay, sigma_limit),
-            best_solution=best_solution,
-            best_fitness=best_fitness,
-            generation=generation,
-        )
+        fields = S.search_step(decode, state, genotypes, fitness, optax.apply_updates(flat, updates))
+        sigma_next = S.sigma_at(sigma, fields["generation"], sigma_decay, sigma_limit)
+        return OpenESState(opt_state=opt_state, sigma=sigma_next, **fields)
 
     return S.Strategy(init, ask, tell, decode)
