@@ -82,6 +82,9 @@ def make_step(strategy: Strategy, task: Task, chunk_size: int | None = None):
                 jnp.float32
             ),
         }
+        strategy_metrics = getattr(state, "metrics", None)  # e.g. the GA's diversity
+        if isinstance(strategy_metrics, dict):
+            metrics.update({k: jnp.asarray(v, jnp.float32) for k, v in strategy_metrics.items()})
         totals = task.info.get("total_metrics", ())
         for name, value in evaluation.metrics.items():
             reduce = jnp.sum if name in totals else jnp.mean
@@ -217,7 +220,9 @@ def evolve(
       progress: draw a progress bar (rich).
     ``history`` maps each metric (``best``, ``generation_best``, ``mean`` and the
     task's metrics, averaged over the population, or summed for those named in
-    ``task.info["total_metrics"]``, e.g. ``env_steps``) to a per-generation array.
+    ``task.info["total_metrics"]``, e.g. ``env_steps``) to a per-generation array;
+    a strategy state with a ``metrics`` dict of scalars (the GA's ``diversity``)
+    adds those too.
     """
     result = run(
         key,
