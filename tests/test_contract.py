@@ -8,7 +8,10 @@ import pytest
 import neuroevo as ne
 
 POPSIZE = 16
-NAMES = ne.strategies.names()
+# Adapters of external libraries (evosax: ~37 algorithms) run the same checks fused into one
+# compiled program each (test_fused_contract); every other strategy gets one test per check.
+FUSED = [n for n in ne.strategies.names() if n.startswith("evosax:")]
+NAMES = [n for n in ne.strategies.names() if n not in FUSED]
 
 
 def make(name, **hp):
@@ -132,6 +135,100 @@ def test_pytree_x0(name):
     assert jax.tree_util.tree_structure(state.best_solution) == jax.tree_util.tree_structure(x0)
     if hasattr(state, "mean"):
         assert jax.tree_util.tree_structure(state.mean) == jax.tree_util.tree_structure(x0)
+
+
+PYTREE_X0 = {"dense": {"kernel": jnp.ones((3, 2)), "bias": jnp.zeros(2)}, "scale": jnp.ones(())}
+# Lanes of the fused program: 0-3 seeds, 4-6 one seed and three sigmas, 7 NaN/-inf fitness in
+# generation 0, 8 all-NaN fitness in generation 0.
+FUSED_SIGMAS = np.array([0.5, 0.5, 0.5, 0.5, 0.05, 0.2, 1.0, 0.5, 0.5], np.float32)
+FUSED_MODES = np.array([0, 0, 0, 0, 0, 0, 0, 1, 2], np.int32)
+FUSED_SEEDS = np.array([0, 1, 2, 3, 4, 4, 4, 5, 5], np.int32)
+FUSED_GENERATIONS = 5
+
+
+def corrupt(fitness, mode):
+    bad = fitness.at[::2].set(jnp.nan).at[1].set(-jnp.inf)
+    return jnp.select([mode == 1, mode == 2], [bad, jnp.full_like(fitness, jnp.nan)], fitness)
+
+
+def has_nan(tree):
+    leaves = [x for x in jax.tree_util.tree_leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)]
+    return jnp.any(jnp.stack([jnp.any(jnp.isnan(x)) for x in leaves]))
+
+
+def fused_lane(name, seed, sigma, mode):
+    """One lane: FUSED_GENERATIONS generations on a pytree x0; ``mode`` corrupts generation 0."""
+    strategy = make(name, sigma=sigma)
+    k_init, k_loop = jax.random.split(jax.random.fold_in(jax.random.key(7), seed))
+    state = strategy.init(k_init, PYTREE_X0)
+
+    def step(state, key):
+        k_ask, k_tell = jax.random.split(key)
+        genotypes, state = strategy.ask(k_ask, state)
+        fitness = -jax.vmap(ne.tasks.sphere)(ne.population(strategy, state, genotypes))
+        fitness = jnp.where(state.generation == 0, corrupt(fitness, mode), fitness)
+        state = strategy.tell(k_tell, state, genotypes, fitness)
+        return state, (fitness, state.best_fitness, has_nan(state))
+
+    return jax.lax.scan(step, state, jax.random.split(k_loop, FUSED_GENERATIONS))
+
+
+@pytest.mark.parametrize("name", FUSED)
+def test_fused_contract(name):
+    """The checks above, in one compiled program: jit, required fields, vmap over seeds and over
+    sigma (compiled once), determinism, NaN/-inf worst, pytree x0, fitness shape errors."""
+    lanes = (FUSED_SEEDS, FUSED_SIGMAS, FUSED_MODES)
+    # XLA's lowest backend optimisation builds this 3-4x faster; one program for the whole contract.
+    program = jax.jit(
+        jax.vmap(lambda *lane: fused_lane(name, *lane)),
+        compiler_options={"xla_backend_optimization_level": 0},
+    )
+    out = program(*lanes)
+    state, (fitness, bests, nans) = out
+    n, g = len(FUSED_SEEDS), FUSED_GENERATIONS
+    assert fitness.shape == (n, g, POPSIZE) and bests.shape == (n, g)
+    assert jax.tree_util.tree_structure(state.best_solution) == jax.tree_util.tree_structure(PYTREE_X0)
+    assert state.best_solution["dense"]["kernel"].shape == (n, 3, 2)
+    if hasattr(state, "mean"):
+        assert jax.tree_util.tree_structure(state.mean) == jax.tree_util.tree_structure(PYTREE_X0)
+    np.testing.assert_array_equal(state.generation, g)
+    assert state.best_fitness.shape == (n,) and state.best_fitness.dtype == jnp.float32
+    # Best so far is the running max of the (sanitised) fitness; NaN and -inf are worst.
+    clean = np.where(np.isnan(fitness), -np.inf, np.asarray(fitness))
+    np.testing.assert_allclose(bests, np.maximum.accumulate(clean.max(-1), axis=1), rtol=1e-5)
+    assert bests[7, 0] == pytest.approx(float(np.nanmax(np.asarray(fitness[7, 0, 2:]))))
+    assert bests[8, 0] == -np.inf and np.isfinite(bests[8, -1])
+    assert not np.any(nans), f"NaN in the state of lanes {np.nonzero(np.asarray(nans).any(1))[0]}"
+    assert len(set(np.asarray(state.best_fitness[:4]).tolist())) > 1  # seeds differ
+    assert len(set(np.asarray(state.best_fitness[4:7]).tolist())) == 3  # sigma changes the run
+    # Deterministic, and lanes are independent: permuted lanes give permuted results.
+    again = program(*lanes)
+    for a, b in zip(jax.tree_util.tree_leaves(out), jax.tree_util.tree_leaves(again), strict=True):
+        np.testing.assert_array_equal(a, b)
+    perm = np.array([3, 0, 1, 2, 6, 4, 5, 8, 7])
+    permuted, (_, permuted_bests, _) = program(*(x[perm] for x in lanes))
+    np.testing.assert_allclose(permuted_bests, bests[perm], rtol=1e-5)
+    np.testing.assert_allclose(permuted.best_fitness, state.best_fitness[perm], rtol=1e-5)
+    assert program._cache_size() == 1  # other sigmas, seeds and modes: still one compilation
+    # decode gives x0's structure; wrong fitness shapes fail at trace time, naming both shapes.
+    strategy = make(name)
+    key = jax.random.key(0)
+
+    def told(shape):
+        s = strategy.init(key, PYTREE_X0)
+        genotypes, s = strategy.ask(key, s)
+        return strategy.tell(key, s, genotypes, jnp.zeros(shape)), genotypes
+
+    _, genotypes = jax.eval_shape(lambda: told((POPSIZE,)))
+    lane0 = jax.tree_util.tree_map(lambda x: x[0], state)
+    member = strategy.decode(
+        lane0, jax.tree_util.tree_map(lambda x: jnp.zeros(x.shape[1:], x.dtype), genotypes)
+    )
+    assert jax.tree_util.tree_structure(member) == jax.tree_util.tree_structure(PYTREE_X0)
+    with pytest.raises(ValueError, match=r"\(15,\).*\(16,\)"):
+        jax.eval_shape(lambda: told((POPSIZE - 1,)))
+    with pytest.raises(ValueError, match=r"\(16, 1\)"):
+        jax.eval_shape(lambda: told((POPSIZE, 1)))
 
 
 def test_registry_errors():

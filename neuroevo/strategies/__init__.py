@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Callable
 
 from neuroevo.strategies.ars import ARSState, ars
+from neuroevo.strategies import evosax_adapter
 from neuroevo.strategies.ga import GAState, ga
 from neuroevo.strategies.openai_es import OpenESState, openai_es
 from neuroevo.strategies.pgpe import ClipUpState, PGPEState, clipup, pgpe
@@ -59,6 +60,7 @@ def _lookup(name: str) -> Callable[..., Strategy]:
 
 register("openai_es", openai_es)
 register("ga", ga)
+evosax_adapter.register_all(register)  # "evosax:<Name>" for every evosax algorithm, imported lazily
 register("snes", snes)
 register("xnes", xnes)
 register("pgpe", pgpe)
