@@ -5,8 +5,8 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 
-from neuroevo.strategies.ars import ARSState, ars
 from neuroevo.strategies import evosax_adapter
+from neuroevo.strategies.ars import ARSState, ars
 from neuroevo.strategies.ga import GAState, ga
 from neuroevo.strategies.openai_es import OpenESState, openai_es
 from neuroevo.strategies.pgpe import ClipUpState, PGPEState, clipup, pgpe
