@@ -1,0 +1,579 @@
+"""CMA-ES: N. Hansen, "The CMA Evolution Strategy: A Tutorial", arXiv:1604.00772
+(2016), as implemented in pycma; with active CMA (Jastrebski & Arnold 2006),
+pycma's termination criteria, IPOP restarts (Auger & Hansen 2005) and BIPOP
+restarts (Hansen 2009, "Benchmarking a BI-Population CMA-ES on the BBOB-2009
+Function Testbed"), and the separable variant sep-CMA-ES (Ros & Hansen 2008, "A
+Simple Modification in CMA-ES Achieving Linear Time and Space Complexity").
+
+One generation, the tutorial's Figure 6 (maximising fitness F = -f):
+
+    z_k ~ N(0, I);  y_k = B D z_k;  x_k = m + sigma y_k                 k = 1..lambda
+    sort by F (best first);  <y>_w = sum_{i<=mu} w_i y_{i:lambda}
+    m   <- m + c_m sigma <y>_w
+    p_s <- (1 - c_s) p_s + sqrt(c_s (2 - c_s) mu_eff) C^{-1/2} <y>_w
+    p_c <- (1 - c_c) p_c + h_s sqrt(c_c (2 - c_c) mu_eff) <y>_w
+    w°_i = w_i (1 if w_i >= 0 else n / |C^{-1/2} y_{i:lambda}|^2)
+    C   <- (1 + c_1 delta(h_s) - c_1 - c_mu sum w_j) C + c_1 p_c p_c^T + c_mu sum_i w°_i y_i y_i^T
+    sigma <- sigma exp(min(1, c_s / d_s (|p_s| / E|N(0,I)| - 1)))
+    every 1 / ((c_1 + c_mu) n 10) generations:  C = B D^2 B^T
+
+The weights are the tutorial's: w'_i = ln((lambda+1)/2) - ln i for all lambda
+members, the positive ones summing to one and the negative ones scaled so
+that C stays positive definite (active CMA).
+
+**Termination** (pycma's criteria and defaults, checked at every ``tell``,
+each a boolean in ``state.termination``): ``tolfun``, ``tolfunhist``,
+``tolx``, ``tolstagnation``, ``noeffectaxis``, ``noeffectcoord``,
+``conditioncov``, ``tolupsigma``, ``flat_fitness``, plus ``numerics`` (an
+update that would have produced a non-finite state is refused) and
+``bipop_budget`` (a small-population BIPOP run has spent its budget).
+
+**Restarts are state transitions.** With ``restarts="ipop"`` a terminated
+run restarts with twice the population; with ``"bipop"`` it alternates
+between that large regime and small-population runs with a random smaller
+step size, choosing the regime that has spent fewer evaluations. The
+population array has the static capacity ``popsize * 2**max_restarts``; only
+the first ``state.popsize`` members are live (the others are copies of the
+mean whose fitness is ignored; an evaluator may skip them). Without restarts
+a terminated run stops: ``state.stop`` is set and the distribution is frozen.
+
+The state never holds a NaN, whatever the fitness: NaN and -inf rank last,
+an update that would create a non-finite value is refused (``numerics``),
+and eigenvalues are floored at ``max_eig * eps**2``. **Float32** runs reach
+f - f* <= 1e-8 on ill-conditioned functions (given a precise evaluation): a
+coordinate's standard deviation is kept at >= 5 ulps of the mean, so the
+search goes on at the resolution of the float32 lattice instead of collapsing,
+and ``noeffectaxis`` (a tenth of a standard deviation along an axis rounds
+away) applies in float64 only. Everything is computed in
+x0's dtype, so float64 runs need ``jax_enable_x64`` and a float64 ``x0``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from neuroevo import strategy as S
+
+PyTree = Any
+
+CRITERIA = (
+    "tolfun",
+    "tolfunhist",
+    "tolx",
+    "tolstagnation",
+    "noeffectaxis",
+    "noeffectcoord",
+    "conditioncov",
+    "tolupsigma",
+    "flat_fitness",
+    "numerics",
+    "bipop_budget",
+)
+
+Termination = NamedTuple("Termination", [(c, jax.Array) for c in CRITERIA])
+
+
+class CMAState(NamedTuple):
+    mean: PyTree
+    sigma: jax.Array
+    C: jax.Array  # [d, d] (full) or [d] (separable)
+    B: jax.Array  # eigenvectors [d, d] (full) or a [0] placeholder (separable)
+    D: jax.Array  # sqrt of C's eigenvalues (full) or of its diagonal (separable), [d]
+    p_sigma: jax.Array
+    p_c: jax.Array
+    popsize: jax.Array  # int32: live members of this run (<= the static capacity)
+    run_generation: jax.Array  # int32: generations since the last (re)start
+    eigen_generation: jax.Array  # int32: run_generation of the last eigendecomposition
+    sigma0: jax.Array  # initial step size of this run
+    f_best_hist: jax.Array  # ring buffer of each generation's best fitness
+    f_median_hist: jax.Array  # ring buffer of each generation's median fitness
+    flat_count: jax.Array
+    run_best: jax.Array  # best fitness of this run
+    run_best_generation: jax.Array  # run_generation at which it was found
+    termination: Termination  # why the last run stopped (all False while it runs)
+    stop: jax.Array  # terminated and no restart left: the distribution is frozen
+    restarts: jax.Array  # restarts done so far (large-population ones for BIPOP)
+    evaluations: jax.Array  # live evaluations so far, all runs
+    run_evaluations: jax.Array
+    large_evaluations: jax.Array  # BIPOP: spent in the large (and first) regime
+    small_evaluations: jax.Array  # BIPOP: spent in the small regime
+    last_large_evaluations: jax.Array  # BIPOP: evaluations of the last large run
+    large_popsize: jax.Array  # BIPOP: population of the last large run
+    small_regime: jax.Array  # BIPOP: this run is a small-population one
+    x0: jax.Array  # flat initial mean (restarts begin here unless restart_box is set)
+    best_solution: PyTree
+    best_fitness: jax.Array
+    generation: jax.Array
+
+
+def default_popsize(dim: int) -> int:
+    """The tutorial's lambda = 4 + floor(3 ln n)."""
+    return 4 + int(3 * math.log(dim))
+
+
+def recombination(lam: jax.Array, capacity: int, dim: int, separable: bool, dtype) -> dict:
+    """Weights and learning rates for ``lam`` live members (traced), tutorial Table 1.
+
+    Returns weights of the static length ``capacity`` (zero beyond ``lam``).
+    """
+    n = jnp.asarray(dim, dtype)
+    lam_f = lam.astype(dtype)
+    mu = lam // 2
+    i = jnp.arange(1, capacity + 1, dtype=dtype)
+    live = jnp.arange(capacity) < lam
+    raw = jnp.where(live, jnp.log((lam_f + 1) / 2) - jnp.log(i), 0.0)
+    pos = jnp.where(jnp.arange(capacity) < mu, raw, 0.0)
+    neg = jnp.where(live & (jnp.arange(capacity) >= mu), raw, 0.0)
+    mueff = jnp.sum(pos) ** 2 / jnp.sum(pos**2)
+    mueff_neg = jnp.sum(neg) ** 2 / jnp.maximum(jnp.sum(neg**2), jnp.finfo(dtype).tiny)
+
+    c_c = (4 + mueff / n) / (n + 4 + 2 * mueff / n)
+    c_s = (mueff + 2) / (n + mueff + 5)
+    c_1 = 2 / ((n + 1.3) ** 2 + mueff)
+    c_mu = jnp.minimum(1 - c_1, 2 * (mueff - 2 + 1 / mueff) / ((n + 2) ** 2 + mueff))
+    if separable:  # Ros & Hansen 2008: the diagonal learns (n + 2) / 3 times faster
+        c_1 = jnp.minimum(1.0, c_1 * (n + 2) / 3)
+        c_mu = jnp.minimum(1 - c_1, c_mu * (n + 2) / 3)
+    d_s = 1 + 2 * jnp.maximum(0.0, jnp.sqrt((mueff - 1) / (n + 1)) - 1) + c_s
+
+    alpha_mu = 1 + c_1 / c_mu
+    alpha_mueff = 1 + 2 * mueff_neg / (mueff + 2)
+    alpha_posdef = (1 - c_1 - c_mu) / (n * c_mu)
+    neg_scale = jnp.minimum(jnp.minimum(alpha_mu, alpha_mueff), alpha_posdef)
+    weights = pos / jnp.sum(pos) + neg_scale * neg / jnp.maximum(jnp.sum(-neg), jnp.finfo(dtype).tiny)
+    chi_n = jnp.sqrt(n) * (1 - 1 / (4 * n) + 1 / (21 * n**2))
+    return dict(
+        weights=weights, mueff=mueff, c_c=c_c, c_s=c_s, c_1=c_1, c_mu=c_mu, d_s=d_s, chi_n=chi_n, mu=mu
+    )
+
+
+def history_length(dim: int, popsize: int) -> int:
+    """Ring-buffer length: pycma's tolstagnation window plus its 20-generation medians."""
+    return int(100 + 100 * dim**1.5 / popsize) + 20 + 10 + int(math.ceil(30 * dim / popsize))
+
+
+def cma_es(
+    popsize: int | None = None,
+    sigma: float = 2.0,
+    restarts: str | None = None,
+    max_restarts: int = 9,
+    restart_box: tuple[float, float] | None = None,
+    separable: bool = False,
+    tolfun: float = 1e-11,
+    tolfunhist: float = 1e-12,
+    tolx: float = 1e-11,
+    tolupsigma: float = 1e20,
+    conditioncov: float = 1e14,
+    tolflatfitness: int = 1,
+    stagnation: bool = True,
+) -> S.Strategy:
+    """Build CMA-ES (``separable=True``: sep-CMA-ES, O(n) memory and time per sample).
+
+    Args:
+      popsize: lambda of the first run (static; default ``4 + floor(3 ln n)``).
+      sigma: initial step size (traceable).
+      restarts: None (stop when a criterion fires), ``"ipop"`` or ``"bipop"``.
+      max_restarts: IPOP restarts, or BIPOP large-population restarts (static:
+        the population capacity is ``popsize * 2**max_restarts``).
+      restart_box: ``(low, high)``: restarts begin at a uniform point of this box
+        (each coordinate) instead of at x0, as in COCO's BBOB experiments.
+      separable: diagonal covariance (sep-CMA-ES) for large dimensions.
+      tolfun, tolfunhist, tolx, tolupsigma, conditioncov, tolflatfitness:
+        pycma's termination thresholds, with pycma's defaults.
+      stagnation: enable pycma's ``tolstagnation`` criterion.
+    """
+    if restarts not in (None, "ipop", "bipop"):
+        raise ValueError(f"restarts must be None, 'ipop' or 'bipop', got {restarts!r}")
+    if popsize is not None:
+        S.check_popsize(popsize, minimum=4)
+    if not isinstance(max_restarts, int) or isinstance(max_restarts, bool) or not 0 <= max_restarts <= 16:
+        raise ValueError(
+            f"max_restarts must be an int in [0, 16] (the capacity doubles with each), got {max_restarts!r}"
+        )
+    if not isinstance(tolflatfitness, int) or tolflatfitness < 1:
+        raise ValueError(f"tolflatfitness must be a positive int, got {tolflatfitness!r}")
+    growth = 2**max_restarts if restarts else 1
+
+    def sizes(dim: int) -> tuple[int, int, int]:
+        base = popsize if popsize is not None else default_popsize(dim)
+        return base, base * growth, history_length(dim, base)
+
+    # ------------------------------------------------------------------ #
+    # The distribution: sampling, C^{-1/2}, eigendecomposition.
+    # ------------------------------------------------------------------ #
+
+    def sqrt_c_times(state: CMAState, z: jax.Array) -> jax.Array:
+        """y = B D z (rows of z)."""
+        if separable:
+            return z * state.D
+        return (z * state.D) @ state.B.T
+
+    def inv_sqrt_c_times(state: CMAState, y: jax.Array) -> jax.Array:
+        """C^{-1/2} y = B D^{-1} B^T y (rows of y)."""
+        if separable:
+            return y / state.D
+        return ((y @ state.B) / state.D) @ state.B.T
+
+    def decompose(C: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """(C symmetrised, B, D) with eigenvalues floored at max_eig * eps**2."""
+        eps = jnp.finfo(C.dtype).eps
+        if separable:
+            c = jnp.maximum(C, jnp.max(C) * eps**2)
+            return c, jnp.zeros((0,), C.dtype), jnp.sqrt(c)
+        C = (C + C.T) / 2
+        eig, B = jnp.linalg.eigh(C)
+        eig = jnp.maximum(eig, jnp.max(eig) * eps**2)
+        return C, B, jnp.sqrt(eig)
+
+    def fresh_run(dim, capacity, hist, dtype, mean, sigma_run, lam) -> dict:
+        """The fields a (re)start resets."""
+        C = jnp.ones((dim,), dtype) if separable else jnp.eye(dim, dtype=dtype)
+        return dict(
+            mean_flat=mean,
+            sigma=jnp.asarray(sigma_run, dtype),
+            C=C,
+            B=jnp.zeros((0,), dtype) if separable else jnp.eye(dim, dtype=dtype),
+            D=jnp.ones((dim,), dtype),
+            p_sigma=jnp.zeros((dim,), dtype),
+            p_c=jnp.zeros((dim,), dtype),
+            popsize=jnp.asarray(lam, jnp.int32),
+            run_generation=jnp.zeros((), jnp.int32),
+            eigen_generation=jnp.zeros((), jnp.int32),
+            sigma0=jnp.asarray(sigma_run, dtype),
+            f_best_hist=jnp.full((hist,), -jnp.inf, dtype),
+            f_median_hist=jnp.full((hist,), -jnp.inf, dtype),
+            flat_count=jnp.zeros((), jnp.int32),
+            run_best=jnp.array(-jnp.inf, dtype),
+            run_best_generation=jnp.zeros((), jnp.int32),
+            run_evaluations=jnp.zeros((), jnp.int32),
+        )
+
+    def init(key: jax.Array, x0: PyTree) -> CMAState:
+        del key
+        flat, unravel = S.check_x0(x0)
+        dim, dtype = flat.shape[0], flat.dtype
+        base, capacity, hist = sizes(dim)
+        run = fresh_run(dim, capacity, hist, dtype, flat, sigma, base)
+        mean = unravel(run.pop("mean_flat"))
+        zero = jnp.zeros((), jnp.int32)
+        return CMAState(
+            mean=mean,
+            **run,
+            termination=Termination(*[jnp.zeros((), bool) for _ in CRITERIA]),
+            stop=jnp.zeros((), bool),
+            restarts=zero,
+            evaluations=zero,
+            large_evaluations=zero,
+            small_evaluations=zero,
+            last_large_evaluations=zero,
+            large_popsize=jnp.asarray(base, jnp.int32),
+            small_regime=jnp.zeros((), bool),
+            x0=flat,
+            best_solution=mean,
+            best_fitness=jnp.array(-jnp.inf, dtype),
+            generation=zero,
+        )
+
+    # ------------------------------------------------------------------ #
+    # ask / decode
+    # ------------------------------------------------------------------ #
+
+    def ask(key: jax.Array, state: CMAState) -> tuple[jax.Array, CMAState]:
+        m = S.ravel(state.mean)
+        capacity = sizes(m.shape[0])[1]
+        z = jax.random.normal(key, (capacity, m.shape[0]), m.dtype)
+        z = jnp.where((jnp.arange(capacity) < state.popsize)[:, None], z, 0.0)
+        return m + state.sigma * sqrt_c_times(state, z), state
+
+    def decode(state: CMAState, genotype: jax.Array) -> PyTree:
+        return S.unravel_like(state.mean)(genotype)
+
+    # ------------------------------------------------------------------ #
+    # tell: selection, recombination, adaptation, termination, restart.
+    # ------------------------------------------------------------------ #
+
+    def tell(key, state: CMAState, genotypes: jax.Array, fitness, descriptors=None) -> CMAState:
+        del descriptors
+        capacity = S.population_size(genotypes)
+        fitness = S.check_fitness(fitness, capacity)
+        m = S.ravel(state.mean)
+        dim, dtype = m.shape[0], m.dtype
+        base, _, hist = sizes(dim)
+        n = jnp.asarray(dim, dtype)
+        lam = state.popsize
+        live = jnp.arange(capacity) < lam
+        f = S.sanitize(fitness.astype(dtype))
+        order = jnp.argsort(jnp.where(live, -f, jnp.inf), stable=True)  # best first, dead last
+        f_sorted = f[order]
+        r = recombination(lam, capacity, dim, separable, dtype)
+        w = r["weights"]
+
+        # Selection and recombination (realised steps: what was actually evaluated).
+        y = (genotypes[order] - m) / state.sigma
+        y_w = jnp.where(w > 0, w, 0.0) @ y
+        mean = m + state.sigma * y_w
+
+        # Step-size path and cumulative step-size adaptation.
+        t = state.run_generation + 1
+        p_sigma = (1 - r["c_s"]) * state.p_sigma + jnp.sqrt(r["c_s"] * (2 - r["c_s"]) * r["mueff"]) * (
+            inv_sqrt_c_times(state, y_w[None])[0]
+        )
+        ps_norm = jnp.linalg.norm(p_sigma)
+        h_sigma = ps_norm / jnp.sqrt(1 - (1 - r["c_s"]) ** (2 * t)) < (1.4 + 2 / (n + 1)) * r["chi_n"]
+        p_c = (1 - r["c_c"]) * state.p_c + h_sigma * jnp.sqrt(r["c_c"] * (2 - r["c_c"]) * r["mueff"]) * y_w
+
+        # Covariance: rank-one + active rank-mu update.
+        norms = jnp.sum(inv_sqrt_c_times(state, y) ** 2, axis=1)
+        w_c = jnp.where(w >= 0, w, w * n / jnp.maximum(norms, jnp.finfo(dtype).tiny))
+        delta = (1 - h_sigma) * r["c_c"] * (2 - r["c_c"])
+        decay = 1 + r["c_1"] * delta - r["c_1"] - r["c_mu"] * jnp.sum(w)
+        if separable:
+            C = decay * state.C + r["c_1"] * p_c**2 + r["c_mu"] * (w_c @ y**2)
+        else:
+            C = decay * state.C + r["c_1"] * jnp.outer(p_c, p_c) + r["c_mu"] * (y.T * w_c) @ y
+        sigma_new = state.sigma * jnp.exp(jnp.minimum(1.0, r["c_s"] / r["d_s"] * (ps_norm / r["chi_n"] - 1)))
+
+        # Flat fitness (pycma): the best is no better than the 75th percentile.
+        flat = f_sorted[0] <= f_sorted[jnp.floor(0.75 * lam).astype(jnp.int32)]
+        sigma_new = jnp.where(flat, sigma_new * jnp.exp(0.2 + r["c_s"] / r["d_s"]), sigma_new)
+        flat_count = jnp.where(flat, state.flat_count + 1, 0)
+
+        # Float resolution: a coordinate whose standard deviation falls below a few
+        # ulps of the mean can no longer move (every step rounds away) and then
+        # collapses; keep it at 5 ulps. Inactive in float64 before tolx fires; in
+        # float32 it lets the search go on at the resolution of the lattice.
+        diag_c = C if separable else jnp.diagonal(C)
+        need = (5 * jnp.abs(jnp.spacing(mean)) / sigma_new) ** 2
+        scale = jnp.sqrt(jnp.maximum(need / jnp.maximum(diag_c, jnp.finfo(dtype).tiny), 1.0))
+        C = C * scale**2 if separable else C * jnp.outer(scale, scale)
+        inflated = jnp.any(scale > 1)
+
+        # Eigendecomposition, lazily as in the tutorial (every 1/((c1+cmu) n 10) generations).
+        gap = 1 / ((r["c_1"] + r["c_mu"]) * n * 10)
+        due = ((t - state.eigen_generation).astype(dtype) >= gap) | inflated
+        C, B, D = jax.lax.cond(due, decompose, lambda c: (c, state.B, state.D), C)
+        eigen_generation = jnp.where(due, t, state.eigen_generation)
+
+        # Histories for the termination criteria.
+        slot = state.run_generation % hist
+        f_best_hist = state.f_best_hist.at[slot].set(f_sorted[0])
+        f_median_hist = state.f_median_hist.at[slot].set(f_sorted[lam // 2])
+        run_evaluations = state.run_evaluations + lam
+        improved = f_sorted[0] > state.run_best
+        run_best = jnp.where(improved, f_sorted[0], state.run_best)
+        run_best_generation = jnp.where(improved, t, state.run_best_generation)
+
+        proposal = dict(
+            mean_flat=mean,
+            sigma=sigma_new,
+            C=C,
+            B=B,
+            D=D,
+            p_sigma=p_sigma,
+            p_c=p_c,
+            run_generation=t,
+            eigen_generation=eigen_generation,
+            f_best_hist=f_best_hist,
+            f_median_hist=f_median_hist,
+            flat_count=flat_count,
+            run_best=run_best,
+            run_best_generation=run_best_generation,
+            run_evaluations=run_evaluations,
+        )
+        finite = jnp.all(
+            jnp.array([jnp.all(jnp.isfinite(v)) for v in (mean, sigma_new, C, B, D, p_sigma, p_c)])
+        )
+        finite &= (sigma_new > 0) & jnp.all(D > 0)
+        term = criteria(state, proposal, f_sorted, lam, finite, dim, dtype, base)
+
+        # The new run: keep it, freeze it (stopped), or restart.
+        current = {k: getattr(state, k) for k in proposal if k != "mean_flat"}
+        current["mean_flat"] = m
+        running = jax.tree_util.tree_map(
+            lambda new, old: jnp.where(state.stop | ~finite, old, new), proposal, current
+        )
+        terminated = jnp.any(jnp.array(term)) & ~state.stop
+        best_i = order[0]
+        best_solution, best_fitness = S.update_best(
+            state.best_solution, state.best_fitness, decode(state, genotypes[best_i]), f[best_i]
+        )
+        evaluations = state.evaluations + jnp.where(state.stop, 0, lam)
+        small = state.small_regime
+        large_evaluations = state.large_evaluations + jnp.where(state.stop | small, 0, lam)
+        small_evaluations = state.small_evaluations + jnp.where(~state.stop & small, lam, 0)
+        common = dict(
+            evaluations=evaluations,
+            large_evaluations=large_evaluations,
+            small_evaluations=small_evaluations,
+            x0=state.x0,
+            best_solution=best_solution,
+            best_fitness=best_fitness,
+            generation=state.generation + 1,
+        )
+        kept_term = Termination(
+            *[jnp.where(terminated, a, b) for a, b in zip(term, state.termination, strict=True)]
+        )
+        continued = dict(
+            **running,
+            termination=kept_term,
+            stop=state.stop,
+            restarts=state.restarts,
+            last_large_evaluations=state.last_large_evaluations,
+            large_popsize=state.large_popsize,
+            small_regime=state.small_regime,
+            popsize=state.popsize,
+            sigma0=state.sigma0,
+        )
+        if restarts is None:
+            continued["stop"] = state.stop | terminated
+            return _state(continued, common, state)
+        restarted = restart(key, state, terminated, kept_term, dim, dtype, base, hist, capacity)
+        chosen = jax.tree_util.tree_map(lambda a, b: jnp.where(terminated, a, b), restarted, continued)
+        return _state(chosen, common, state)
+
+    def _state(fields: dict, common: dict, state: CMAState) -> CMAState:
+        fields = dict(fields)
+        mean = S.unravel_like(state.mean)(fields.pop("mean_flat"))
+        return CMAState(mean=mean, **fields, **common)
+
+    def criteria(state, new, f_sorted, lam, finite, dim, dtype, base) -> Termination:
+        """pycma's termination criteria on the proposed state (one boolean each)."""
+        t = new["run_generation"]
+        hist = state.f_best_hist.shape[0]
+        lam_f = lam.astype(dtype)
+        sigma_ = new["sigma"]
+        diag_c = new["C"] if separable else jnp.diagonal(new["C"])
+        m = new["mean_flat"]
+        eig = new["D"] ** 2
+
+        def window(buffer, start_age, length):
+            """Entries of age start_age .. start_age+length-1 (age 0 = this generation)."""
+            ages = start_age + jnp.arange(length)
+            return buffer[(t - 1 - ages) % hist]
+
+        # tolfun / tolfunhist: over the last 10 + 30 n / lambda generations' best values.
+        span = 10 + jnp.ceil(30 * dim / lam_f).astype(jnp.int32)
+        ages = jnp.arange(hist)
+        in_span = (ages < span) & (ages < t)
+        recent = new["f_best_hist"][(t - 1 - ages) % hist]
+        hist_range = jnp.max(jnp.where(in_span, recent, -jnp.inf)) - jnp.min(
+            jnp.where(in_span, recent, jnp.inf)
+        )
+        full = t >= span
+        live_range = f_sorted[0] - f_sorted[lam - 1]
+        tolfun_ = full & (live_range < tolfun) & (hist_range < tolfun)
+        tolfunhist_ = full & (hist_range < tolfunhist)
+
+        # tolx: all of sigma * p_c and sigma * sqrt(diag C) below tolx.
+        tolx_ = jnp.all(sigma_ * jnp.abs(new["p_c"]) < tolx) & jnp.all(sigma_ * jnp.sqrt(diag_c) < tolx)
+
+        # tolstagnation: the medians of the last 20 best and median values are no
+        # better than 20 generations' worth tolstagnation generations ago.
+        stag = (100 + 100 * dim**1.5 / lam_f).astype(jnp.int32)
+        old_best = jnp.median(window(new["f_best_hist"], stag - 20, 20))
+        old_median = jnp.median(window(new["f_median_hist"], stag - 20, 20))
+        new_best = jnp.median(window(new["f_best_hist"], 0, 20))
+        new_median = jnp.median(window(new["f_median_hist"], 0, 20))
+        tolstagnation_ = (
+            jnp.asarray(stagnation)
+            & (t > stag)
+            & (t - new["run_best_generation"] > stag // 2)  # the best is older than half the window
+            & (t.astype(dtype) > dim * (5 + 100 / lam_f))
+            & (new_best <= old_best)
+            & (new_median <= old_median)
+        )
+
+        # noeffectaxis: a tenth of a standard deviation along axis t mod n leaves m unchanged.
+        i = t % dim
+        if separable:
+            axis = jnp.zeros((dim,), dtype).at[i].set(new["D"][i])
+        else:
+            axis = new["B"][:, i] * new["D"][i]
+        # In float32 the tenth of a standard deviation often rounds away long before
+        # the optimum is resolved (the smallest axis of an ill-conditioned C), yet
+        # whole steps still move: there, the criterion would end every run early.
+        noeffectaxis_ = jnp.all(m == m + 0.1 * sigma_ * axis) & (jnp.finfo(dtype).bits >= 64)
+        # noeffectcoord: a fifth of a standard deviation in some coordinate leaves it unchanged.
+        noeffectcoord_ = jnp.any(m == m + 0.2 * sigma_ * jnp.sqrt(diag_c))
+        conditioncov_ = jnp.max(eig) > conditioncov * jnp.min(eig)
+        tolupsigma_ = sigma_ / jnp.sqrt(jnp.max(eig)) > state.sigma0 * tolupsigma
+        flat_ = new["flat_count"] > tolflatfitness
+        bipop_budget_ = (
+            jnp.asarray(restarts == "bipop")
+            & state.small_regime
+            & (new["run_evaluations"] > state.last_large_evaluations // 2)
+        )
+        return Termination(
+            tolfun=tolfun_,
+            tolfunhist=tolfunhist_,
+            tolx=tolx_,
+            tolstagnation=tolstagnation_,
+            noeffectaxis=noeffectaxis_,
+            noeffectcoord=noeffectcoord_,
+            conditioncov=conditioncov_,
+            tolupsigma=tolupsigma_,
+            flat_fitness=flat_,
+            numerics=~finite,
+            bipop_budget=bipop_budget_,
+        )
+
+    def restart(key, state, terminated, term, dim, dtype, base, hist, capacity) -> dict:
+        """The state a terminated run restarts from (IPOP or BIPOP); stop if none is left."""
+        k_mean, k_u = jax.random.split(key)
+        if restart_box is None:
+            mean = state.x0
+        else:
+            low, high = restart_box
+            mean = jax.random.uniform(
+                k_mean, (dim,), dtype, jnp.asarray(low, dtype), jnp.asarray(high, dtype)
+            )
+        was_large = ~state.small_regime
+        last_large_evaluations = jnp.where(
+            was_large, state.run_evaluations + state.popsize, state.last_large_evaluations
+        )
+        # Evaluations per regime after this generation (this run's last one included).
+        large_ev = state.large_evaluations + jnp.where(was_large, state.popsize, 0)
+        small_ev = state.small_evaluations + jnp.where(was_large, 0, state.popsize)
+        if restarts == "ipop":
+            go_large = jnp.ones((), bool)
+        else:
+            go_large = large_ev <= small_ev
+        large_lam = jnp.minimum(state.large_popsize * 2, capacity)
+        exhausted = go_large & (state.restarts >= max_restarts)
+        u = jax.random.uniform(k_u, (), dtype)
+        small_lam = jnp.floor(base * (0.5 * large_lam / base) ** (u**2)).astype(jnp.int32)
+        small_lam = jnp.clip(small_lam, base, capacity)
+        lam = jnp.where(go_large, large_lam, small_lam)
+        sigma_run = jnp.where(
+            go_large, jnp.asarray(sigma, dtype), jnp.asarray(sigma, dtype) * 10.0 ** (-2 * u)
+        )
+        run = fresh_run(dim, capacity, hist, dtype, mean, sigma_run, lam)
+        fields = dict(
+            **run,
+            termination=term,
+            stop=exhausted,
+            restarts=state.restarts + jnp.where(go_large & ~exhausted, 1, 0),
+            last_large_evaluations=last_large_evaluations,
+            large_popsize=jnp.where(go_large & ~exhausted, large_lam, state.large_popsize),
+            small_regime=~go_large,
+        )
+        if restarts == "ipop":
+            fields["small_regime"] = jnp.zeros((), bool)
+        # An exhausted restart budget freezes the finished run instead.
+        frozen = {k: getattr(state, k) for k in run if k != "mean_flat"}
+        frozen["mean_flat"] = S.ravel(state.mean)
+        for k in run:
+            fields[k] = jnp.where(exhausted, frozen[k], fields[k])
+        fields["popsize"] = jnp.where(exhausted, state.popsize, lam).astype(jnp.int32)
+        return fields
+
+    return S.Strategy(init, ask, tell, decode)
+
+
+sep_cma_es = functools.partial(cma_es, separable=True)
+sep_cma_es.__doc__ = "sep-CMA-ES (Ros & Hansen 2008): ``cma_es`` with a diagonal covariance matrix."
