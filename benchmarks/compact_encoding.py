@@ -31,9 +31,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--dim", type=int, default=1_000_000)
     p.add_argument("--generations", type=int, default=1000)
-    p.add_argument("--popsize", type=int, default=8)
-    p.add_argument("--truncation", type=int, default=2)
-    p.add_argument("--sigma", type=float, default=0.002)
+    p.add_argument("--popsize", type=int, default=4)
+    p.add_argument("--truncation", type=int, default=1)
+    p.add_argument("--sigma", type=float, default=1e-5)  # below |x| / dim, so that mutations can improve
     a = p.parse_args(argv)
 
     def init(key):  # x0 from a key, as a network initialiser would draw it
@@ -41,9 +41,7 @@ def main(argv=None) -> int:
 
     x0_key = jax.random.key(2017)
     x0 = init(x0_key)
-    ga = ne.strategies.ga(
-        a.popsize, sigma=a.sigma, truncation=a.truncation, lineage_capacity=a.generations, dense=False
-    )
+    ga = ne.strategies.ga(a.popsize, sigma=a.sigma, truncation=a.truncation, lineage_capacity=a.generations)
     task = ne.tasks.function(ne.tasks.sphere)
     t = time.perf_counter()
     state, history = ne.evolve(jax.random.key(0), ga, task, x0, a.generations, log_every=100)
@@ -68,14 +66,15 @@ def main(argv=None) -> int:
         f"workload: ga popsize {a.popsize}, {a.truncation} parents, sigma {a.sigma}, sphere, "
         f"{a.dim:,} parameters, {a.generations} generations"
     )
-    print(f"run: {run_s:.1f} s; sphere {-history['best'][0]:.1f} -> {-history['best'][-1]:.1f}")
+    print(f"run: {run_s:.1f} s; sphere {-history['best'][0]:.3f} -> {-history['best'][-1]:.3f}")
     print(f"best member: {mutations} mutations in its chain (the elite's unchanged copies add none)")
     print(f"rebuild from the chain: {rebuild_s:.1f} s, bit-for-bit identical: {identical}")
     print(f"dense network: {dense_bytes:,} bytes; chain: {len(chain):,} bytes ({len(chain) / 1024:.1f} KiB)")
-    ok = identical and len(chain) < LIMIT_BYTES
+    evolved = mutations >= a.generations // 2  # the chain must be a long one to mean anything
+    ok = identical and len(chain) < LIMIT_BYTES and evolved
     print(
         f"compact encoding: {len(chain):,} bytes (limit {LIMIT_BYTES:,}), "
-        f"{dense_bytes / len(chain):.0f}x smaller than dense, bit-for-bit: {identical}"
+        f"{dense_bytes / len(chain):.0f}x smaller than dense, {mutations} mutations, bit-for-bit: {identical}"
     )
     return 0 if ok else 1
 
