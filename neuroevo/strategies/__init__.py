@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from neuroevo.strategies import evosax_adapter
 from neuroevo.strategies.ars import ARSState, ars
+from neuroevo.strategies.cma_es import CMAState, cma_es, sep_cma_es
 from neuroevo.strategies.ga import GAState, ga
 from neuroevo.strategies.openai_es import OpenESState, openai_es
 from neuroevo.strategies.pgpe import ClipUpState, PGPEState, clipup, pgpe
@@ -60,13 +61,18 @@ def _lookup(name: str) -> Callable[..., Strategy]:
 
 register("openai_es", openai_es)
 register("ga", ga)
-evosax_adapter.register_all(register)  # "evosax:<Name>" for every evosax algorithm, imported lazily
 register("snes", snes)
 register("xnes", xnes)
 register("pgpe", pgpe)
 register("ars", ars)
+register("cma_es", cma_es)
+register("sep_cma_es", sep_cma_es)
+evosax_adapter.register_all(register)  # "evosax:<Name>" for every evosax algorithm, imported lazily
 
 __all__ = [
+    "CMAState",
+    "cma_es",
+    "sep_cma_es",
     "ARSState",
     "ClipUpState",
     "PGPEState",
