@@ -64,9 +64,9 @@ def run_ours(probs, budget, dtype, restarts, seed=0):
     generation = 0
     while not done.all():
         step_keys = jax.random.split(jax.random.fold_in(jax.random.key(seed + 1), generation), (2, n))
-        X, states = ask(step_keys[0], states)
+        genotypes, states = ask(step_keys[0], states)
         lam = np.asarray(states.popsize)
-        Xh = np.array(X, np.float64)
+        Xh = np.array(genotypes.x, np.float64)
         F = np.full(Xh.shape[:2], -np.inf)
         for p in np.flatnonzero(~done):
             k = int(min(lam[p], budget - evals[p]))
@@ -78,7 +78,7 @@ def run_ours(probs, budget, dtype, restarts, seed=0):
                 done[p] = True
             evals[p] += k
             done[p] |= evals[p] >= budget
-        states = tell(step_keys[1], states, X, jnp.asarray(F, dtype))
+        states = tell(step_keys[1], states, genotypes, jnp.asarray(F, dtype))
         done |= np.asarray(states.stop)
         generation += 1
         if generation % 200 == 0:

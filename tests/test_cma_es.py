@@ -35,9 +35,9 @@ def minimise(strategy, f, x0, generations, key=0):
 
     def step(state, k):
         k_ask, k_tell = jax.random.split(k)
-        x, state = strategy.ask(k_ask, state)
-        fitness = -f(x)
-        state = strategy.tell(k_tell, state, x, fitness)
+        g, state = strategy.ask(k_ask, state)
+        fitness = -f(ne.population(strategy, state, g))
+        state = strategy.tell(k_tell, state, g, fitness)
         return state, -state.best_fitness
 
     state = strategy.init(jax.random.key(key), x0)
@@ -98,9 +98,10 @@ def test_first_update_matches_the_tutorial_formulas():
         n, lam = 4, 8
         strategy = ne.strategies.cma_es(popsize=lam, sigma=0.5)
         state = strategy.init(jax.random.key(0), jnp.zeros(n))
-        x, state = strategy.ask(jax.random.key(1), state)
+        g, state = strategy.ask(jax.random.key(1), state)
+        x = g.x
         fitness = -jnp.sum((x - 1.0) ** 2, axis=1)
-        new = jax.jit(strategy.tell)(jax.random.key(2), state, x, fitness)
+        new = jax.jit(strategy.tell)(jax.random.key(2), state, g, fitness)
 
         X, F = np.asarray(x), np.asarray(fitness)
         y = X[np.argsort(-F)] / 0.5
@@ -109,10 +110,10 @@ def test_first_update_matches_the_tutorial_formulas():
         mueff = raw[:mu].sum() ** 2 / (raw[:mu] ** 2).sum()
         mueff_neg = raw[mu:].sum() ** 2 / (raw[mu:] ** 2).sum()
         cc = (4 + mueff / n) / (n + 4 + 2 * mueff / n)
-        cs = (mueff + 2) / (n + mueff + 5)
+        cs = (mueff + 2) / (n + mueff + 3)  # pycma's constants (the tutorial has + 5 and no 0.25)
         c1 = 2 / ((n + 1.3) ** 2 + mueff)
-        cmu = min(1 - c1, 2 * (mueff - 2 + 1 / mueff) / ((n + 2) ** 2 + mueff))
-        ds = 1 + 2 * max(0, np.sqrt((mueff - 1) / (n + 1)) - 1) + cs
+        cmu = min(1 - c1, 2 * (0.25 + mueff - 2 + 1 / mueff) / ((n + 2) ** 2 + mueff))
+        ds = 1 + 2 * max(0, max(1, 3 * (1 - 0.5 ** (n / 9))) * np.sqrt((mueff - 1) / (n + 1)) - 1) + cs
         neg = min(1 + c1 / cmu, 1 + 2 * mueff_neg / (mueff + 2), (1 - c1 - cmu) / (n * cmu))
         w = np.concatenate([raw[:mu] / raw[:mu].sum(), neg * raw[mu:] / -raw[mu:].sum()])
         yw = w[:mu] @ y[:mu]
@@ -131,6 +132,30 @@ def test_first_update_matches_the_tutorial_formulas():
         np.testing.assert_allclose(new.C, C, rtol=1e-10, atol=1e-14)
         np.testing.assert_allclose(new.sigma, sigma, rtol=1e-10)
         assert np.isclose(w[:mu].sum(), 1) and w[mu:].sum() < 0  # active CMA
+
+
+@pytest.mark.parametrize("dim, popsize", [(10, 10), (5, 24), (40, 15)])
+def test_weights_and_learning_rates_are_pycmas(dim, popsize):
+    import warnings
+
+    import cma
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        es = cma.CMAEvolutionStrategy(np.zeros(dim), 1.0, {"verbose": -9, "popsize": popsize})
+    with jax.enable_x64(True):
+        r = recombination(jnp.asarray(popsize), popsize + 3, dim, False, jnp.float64)
+    np.testing.assert_allclose(r["weights"][:popsize], np.asarray(es.sp.weights), rtol=1e-10)
+    assert np.all(np.asarray(r["weights"][popsize:]) == 0)  # beyond the live population
+    for ours, theirs in [
+        ("c_1", es.sp.c1),
+        ("c_mu", es.sp.cmu),
+        ("c_c", es.sp.cc),
+        ("mueff", es.sp.weights.mueff),
+    ]:
+        assert float(r[ours]) == pytest.approx(theirs, rel=1e-10), ours
+    assert float(r["c_s"]) == pytest.approx(es.adapt_sigma.cs, rel=1e-10)
+    assert float(r["d_s"]) == pytest.approx(es.adapt_sigma.damps, rel=1e-10)
 
 
 def test_flat_fitness_stops_a_run_without_restarts():
@@ -187,8 +212,8 @@ def test_ipop_restarts_double_the_population_inside_one_compiled_run():
     strategy = ne.strategies.make("cma_es", popsize=6, sigma=2.0, restarts="ipop", max_restarts=3)
     state, best = minimise(strategy, rastrigin, jnp.full(5, 2.0), 1500)
     assert int(state.restarts) == 3 and int(state.popsize) == 6 * 2**3
-    x, _ = strategy.ask(jax.random.key(0), state)
-    assert x.shape == (6 * 2**3, 5)  # the static capacity
+    g, _ = strategy.ask(jax.random.key(0), state)
+    assert g.x.shape == g.z.shape == (6 * 2**3, 5)  # the static capacity
     plain, plain_best = minimise(
         ne.strategies.make("cma_es", popsize=6, sigma=2.0), rastrigin, jnp.full(5, 2.0), 1500
     )
@@ -204,8 +229,8 @@ def test_bipop_alternates_regimes_and_counts_budgets():
     def step(carry, k):
         state = carry
         k_ask, k_tell = jax.random.split(k)
-        x, s = strategy.ask(k_ask, state)
-        s = strategy.tell(k_tell, s, x, -rastrigin(x))
+        g, s = strategy.ask(k_ask, state)
+        s = strategy.tell(k_tell, s, g, -rastrigin(g.x))
         return s, (s.popsize, s.small_regime, s.restarts)
 
     state = strategy.init(jax.random.key(0), jnp.full(5, 2.0))
@@ -228,9 +253,9 @@ def _four_generations(values, key):
     state = _GUARD.init(key, jnp.zeros(3))
 
     def step(state, g):
-        x, state = _GUARD.ask(jax.random.fold_in(key, g), state)
-        fitness = jnp.full(x.shape[0], -jnp.inf).at[:8].set(jnp.roll(values, g))
-        state = _GUARD.tell(jax.random.fold_in(key, 100 + g), state, x, fitness)
+        genotypes, state = _GUARD.ask(jax.random.fold_in(key, g), state)
+        fitness = jnp.full(genotypes.x.shape[0], -jnp.inf).at[:8].set(jnp.roll(values, g))
+        state = _GUARD.tell(jax.random.fold_in(key, 100 + g), state, genotypes, fitness)
         return state, state
 
     return jax.lax.scan(step, state, jnp.arange(4))[1]

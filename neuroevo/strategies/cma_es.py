@@ -41,10 +41,11 @@ The state never holds a NaN, whatever the fitness: NaN and -inf rank last,
 an update that would create a non-finite value is refused (``numerics``),
 and eigenvalues are floored at ``max_eig * eps**2``. **Float32** runs reach
 f - f* <= 1e-8 on ill-conditioned functions (given a precise evaluation): a
-coordinate's standard deviation is kept at >= 5 ulps of the mean, so the
-search goes on at the resolution of the float32 lattice instead of collapsing,
-and ``noeffectaxis`` (a tenth of a standard deviation along an axis rounds
-away) applies in float64 only. Everything is computed in
+coordinate's standard deviation is kept at >= 1 ulp of the mean, so the
+search goes on among the nearest float32 lattice points instead of
+collapsing, and ``noeffectaxis`` / ``noeffectcoord`` apply in float64 only.
+The learning rates are pycma's where they differ from the tutorial
+(``c_s = (mu_eff + 2) / (n + mu_eff + 3)``, ``c_mu`` with pycma's 0.25 offset). Everything is computed in
 x0's dtype, so float64 runs need ``jax_enable_x64`` and a float64 ``x0``.
 """
 
@@ -76,6 +77,13 @@ CRITERIA = (
 )
 
 Termination = NamedTuple("Termination", [(c, jax.Array) for c in CRITERIA])
+
+
+class CMAGenotype(NamedTuple):
+    """One member: its point ``x = m + sigma B D z`` and the standard-normal ``z`` it came from."""
+
+    x: jax.Array
+    z: jax.Array
 
 
 class CMAState(NamedTuple):
@@ -133,13 +141,15 @@ def recombination(lam: jax.Array, capacity: int, dim: int, separable: bool, dtyp
     mueff_neg = jnp.sum(neg) ** 2 / jnp.maximum(jnp.sum(neg**2), jnp.finfo(dtype).tiny)
 
     c_c = (4 + mueff / n) / (n + 4 + 2 * mueff / n)
-    c_s = (mueff + 2) / (n + mueff + 5)
+    c_s = jnp.minimum(0.5, (mueff + 2) / (n + mueff + 3))  # pycma's; the tutorial has + 5 and no cap
     c_1 = 2 / ((n + 1.3) ** 2 + mueff)
-    c_mu = jnp.minimum(1 - c_1, 2 * (mueff - 2 + 1 / mueff) / ((n + 2) ** 2 + mueff))
+    c_mu = jnp.minimum(1 - c_1, 2 * (0.25 + mueff - 2 + 1 / mueff) / ((n + 2) ** 2 + mueff))  # pycma's + 0.25
     if separable:  # Ros & Hansen 2008: the diagonal learns (n + 2) / 3 times faster
         c_1 = jnp.minimum(1.0, c_1 * (n + 2) / 3)
         c_mu = jnp.minimum(1 - c_1, c_mu * (n + 2) / 3)
-    d_s = 1 + 2 * jnp.maximum(0.0, jnp.sqrt((mueff - 1) / (n + 1)) - 1) + c_s
+    # pycma 4.5's damping: the tutorial's, with the sqrt term scaled up for large dimensions.
+    inner = max(1.0, 3 * (1 - 0.5 ** (dim / 9)))
+    d_s = 1 + 2 * jnp.maximum(0.0, inner * jnp.sqrt((mueff - 1) / (n + 1)) - 1) + c_s
 
     alpha_mu = 1 + c_1 / c_mu
     alpha_mueff = 1 + 2 * mueff_neg / (mueff + 2)
@@ -213,12 +223,6 @@ def cma_es(
             return z * state.D
         return (z * state.D) @ state.B.T
 
-    def inv_sqrt_c_times(state: CMAState, y: jax.Array) -> jax.Array:
-        """C^{-1/2} y = B D^{-1} B^T y (rows of y)."""
-        if separable:
-            return y / state.D
-        return ((y @ state.B) / state.D) @ state.B.T
-
     def decompose(C: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         """(C symmetrised, B, D) with eigenvalues floored at max_eig * eps**2."""
         eps = jnp.finfo(C.dtype).eps
@@ -283,21 +287,21 @@ def cma_es(
     # ask / decode
     # ------------------------------------------------------------------ #
 
-    def ask(key: jax.Array, state: CMAState) -> tuple[jax.Array, CMAState]:
+    def ask(key: jax.Array, state: CMAState) -> tuple[CMAGenotype, CMAState]:
         m = S.ravel(state.mean)
         capacity = sizes(m.shape[0])[1]
         z = jax.random.normal(key, (capacity, m.shape[0]), m.dtype)
         z = jnp.where((jnp.arange(capacity) < state.popsize)[:, None], z, 0.0)
-        return m + state.sigma * sqrt_c_times(state, z), state
+        return CMAGenotype(x=m + state.sigma * sqrt_c_times(state, z), z=z), state
 
-    def decode(state: CMAState, genotype: jax.Array) -> PyTree:
-        return S.unravel_like(state.mean)(genotype)
+    def decode(state: CMAState, genotype: CMAGenotype) -> PyTree:
+        return S.unravel_like(state.mean)(genotype.x)
 
     # ------------------------------------------------------------------ #
     # tell: selection, recombination, adaptation, termination, restart.
     # ------------------------------------------------------------------ #
 
-    def tell(key, state: CMAState, genotypes: jax.Array, fitness, descriptors=None) -> CMAState:
+    def tell(key, state: CMAState, genotypes: CMAGenotype, fitness, descriptors=None) -> CMAState:
         del descriptors
         capacity = S.population_size(genotypes)
         fitness = S.check_fitness(fitness, capacity)
@@ -313,22 +317,27 @@ def cma_es(
         r = recombination(lam, capacity, dim, separable, dtype)
         w = r["weights"]
 
-        # Selection and recombination (realised steps: what was actually evaluated).
-        y = (genotypes[order] - m) / state.sigma
-        y_w = jnp.where(w > 0, w, 0.0) @ y
+        # Selection and recombination, on the sampled steps y = B D z (not on
+        # (x - m) / sigma, whose float32 rounding C^{-1/2} would amplify).
+        z = genotypes.z[order]
+        y = sqrt_c_times(state, z)
+        w_pos = jnp.where(w > 0, w, 0.0)
+        y_w = w_pos @ y
         mean = m + state.sigma * y_w
 
-        # Step-size path and cumulative step-size adaptation.
+        # Step-size path and cumulative step-size adaptation; C^{-1/2} y_w = B z_w.
         t = state.run_generation + 1
+        z_w = w_pos @ z
         p_sigma = (1 - r["c_s"]) * state.p_sigma + jnp.sqrt(r["c_s"] * (2 - r["c_s"]) * r["mueff"]) * (
-            inv_sqrt_c_times(state, y_w[None])[0]
+            z_w if separable else state.B @ z_w
         )
         ps_norm = jnp.linalg.norm(p_sigma)
-        h_sigma = ps_norm / jnp.sqrt(1 - (1 - r["c_s"]) ** (2 * t)) < (1.4 + 2 / (n + 1)) * r["chi_n"]
+        # pycma's stall test (the tutorial's, squared): |p_s|^2 / (1 - (1 - c_s)^2t) / n - 1 < 1 + 4 / (n + 1)
+        h_sigma = ps_norm**2 / (1 - (1 - r["c_s"]) ** (2 * t)) / n - 1 < 1 + 4 / (n + 1)
         p_c = (1 - r["c_c"]) * state.p_c + h_sigma * jnp.sqrt(r["c_c"] * (2 - r["c_c"]) * r["mueff"]) * y_w
 
         # Covariance: rank-one + active rank-mu update.
-        norms = jnp.sum(inv_sqrt_c_times(state, y) ** 2, axis=1)
+        norms = jnp.sum(z**2, axis=1)  # |C^{-1/2} y|^2
         w_c = jnp.where(w >= 0, w, w * n / jnp.maximum(norms, jnp.finfo(dtype).tiny))
         delta = (1 - h_sigma) * r["c_c"] * (2 - r["c_c"])
         decay = 1 + r["c_1"] * delta - r["c_1"] - r["c_mu"] * jnp.sum(w)
@@ -336,19 +345,21 @@ def cma_es(
             C = decay * state.C + r["c_1"] * p_c**2 + r["c_mu"] * (w_c @ y**2)
         else:
             C = decay * state.C + r["c_1"] * jnp.outer(p_c, p_c) + r["c_mu"] * (y.T * w_c) @ y
-        sigma_new = state.sigma * jnp.exp(jnp.minimum(1.0, r["c_s"] / r["d_s"] * (ps_norm / r["chi_n"] - 1)))
+        sigma_new = state.sigma * jnp.exp(
+            jnp.clip(r["c_s"] / r["d_s"] * (ps_norm / r["chi_n"] - 1), -1.0, 1.0)
+        )
 
         # Flat fitness (pycma): the best is no better than the 75th percentile.
         flat = f_sorted[0] <= f_sorted[jnp.floor(0.75 * lam).astype(jnp.int32)]
         sigma_new = jnp.where(flat, sigma_new * jnp.exp(0.2 + r["c_s"] / r["d_s"]), sigma_new)
         flat_count = jnp.where(flat, state.flat_count + 1, 0)
 
-        # Float resolution: a coordinate whose standard deviation falls below a few
-        # ulps of the mean can no longer move (every step rounds away) and then
-        # collapses; keep it at 5 ulps. Inactive in float64 before tolx fires; in
-        # float32 it lets the search go on at the resolution of the lattice.
+        # Float resolution: a coordinate whose standard deviation falls below an ulp
+        # of the mean can no longer move (every step rounds away) and then
+        # collapses; keep it at one ulp. Inactive in float64 before tolx fires; in
+        # float32 it lets the search go on among the nearest lattice points.
         diag_c = C if separable else jnp.diagonal(C)
-        need = (5 * jnp.abs(jnp.spacing(mean)) / sigma_new) ** 2
+        need = (jnp.abs(jnp.spacing(mean)) / sigma_new) ** 2
         scale = jnp.sqrt(jnp.maximum(need / jnp.maximum(diag_c, jnp.finfo(dtype).tiny), 1.0))
         C = C * scale**2 if separable else C * jnp.outer(scale, scale)
         inflated = jnp.any(scale > 1)
@@ -400,7 +411,10 @@ def cma_es(
         terminated = jnp.any(jnp.array(term)) & ~state.stop
         best_i = order[0]
         best_solution, best_fitness = S.update_best(
-            state.best_solution, state.best_fitness, decode(state, genotypes[best_i]), f[best_i]
+            state.best_solution,
+            state.best_fitness,
+            S.unravel_like(state.mean)(genotypes.x[best_i]),
+            f[best_i],
         )
         evaluations = state.evaluations + jnp.where(state.stop, 0, lam)
         small = state.small_regime
@@ -494,12 +508,13 @@ def cma_es(
             axis = jnp.zeros((dim,), dtype).at[i].set(new["D"][i])
         else:
             axis = new["B"][:, i] * new["D"][i]
-        # In float32 the tenth of a standard deviation often rounds away long before
-        # the optimum is resolved (the smallest axis of an ill-conditioned C), yet
-        # whole steps still move: there, the criterion would end every run early.
-        noeffectaxis_ = jnp.all(m == m + 0.1 * sigma_ * axis) & (jnp.finfo(dtype).bits >= 64)
         # noeffectcoord: a fifth of a standard deviation in some coordinate leaves it unchanged.
-        noeffectcoord_ = jnp.any(m == m + 0.2 * sigma_ * jnp.sqrt(diag_c))
+        # Both apply in float64 only: in float32 they fire long before the optimum
+        # is resolved (f - f* ~ 1e-6 on an ill-conditioned function), while whole
+        # steps still move; there the one-ulp floor above keeps the search alive.
+        precise = jnp.finfo(dtype).bits >= 64
+        noeffectaxis_ = jnp.all(m == m + 0.1 * sigma_ * axis) & precise
+        noeffectcoord_ = jnp.any(m == m + 0.2 * sigma_ * jnp.sqrt(diag_c)) & precise
         conditioncov_ = jnp.max(eig) > conditioncov * jnp.min(eig)
         tolupsigma_ = sigma_ / jnp.sqrt(jnp.max(eig)) > state.sigma0 * tolupsigma
         flat_ = new["flat_count"] > tolflatfitness
