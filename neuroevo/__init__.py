@@ -4,7 +4,7 @@ Every optimiser is a :class:`Strategy` of pure functions (``init/ask/tell/decode
 a run is one compiled program that can be vmapped over seeds and sweeps.
 """
 
-from neuroevo import nn, rl, strategies, tasks
+from neuroevo import bbob, nn, rl, strategies, tasks
 from neuroevo.engine import RunResult, evaluate_population, evolve, run
 from neuroevo.rl import train
 from neuroevo.strategy import Strategy, population
@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 __all__ = [
     "RunResult",
     "Strategy",
+    "bbob",
     "evaluate_population",
     "evolve",
     "nn",

@@ -3,6 +3,7 @@
 from neuroevo.tasks import gymnax as gymnax_module
 from neuroevo.tasks import playground as playground_module
 from neuroevo.tasks.base import Evaluation, Task, function, rastrigin, sphere
+from neuroevo.tasks.bbob import bbob
 from neuroevo.tasks.gymnax import ObsStats, Trajectory, env_ids, gymnax
 from neuroevo.tasks.playground import env_names as playground_env_names
 from neuroevo.tasks.playground import playground
@@ -12,6 +13,7 @@ __all__ = [
     "ObsStats",
     "Task",
     "Trajectory",
+    "bbob",
     "env_ids",
     "function",
     "gymnax",

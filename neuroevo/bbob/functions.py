@@ -1,0 +1,551 @@
+"""The 24 noiseless BBOB functions in JAX, instance for instance the same as COCO's ``bbob`` suite.
+
+``function(fid, dimension, instance)`` builds the instance's data on the host
+(NumPy float64, with COCO's legacy generator) and returns a :class:`BBOBFunction`:
+``f(x)`` for ``x`` of shape ``(..., dimension)`` returns shape ``(...)`` in the
+dtype of ``x``; ``f.raw(x)`` (alias ``f.delta``) is ``f(x) - f.fopt`` computed
+without ever adding ``fopt``, and rewritten where COCO's formula cancels near
+the optimum (Rastrigin's ``d - sum cos``, Katsuura's ``prod - 1``, Gallagher's
+``10 - max``, Weierstrass' ``sum - f0``, Griewank-Rosenbrock, Rosenbrock's
+``z - 1``, Schwefel's constant), so that float32 runs can reach 1e-8.
+``x - xopt`` is taken as ``(x - hi) - lo`` with ``xopt = hi + lo`` split in the
+working dtype, so a float32 point next to the optimum is measured from the true
+(float64) optimum.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from neuroevo.bbob import legacy_rng as rng
+
+NAMES = {
+    1: "sphere",
+    2: "separable ellipsoid",
+    3: "Rastrigin",
+    4: "Bueche-Rastrigin",
+    5: "linear slope",
+    6: "attractive sector",
+    7: "step ellipsoid",
+    8: "Rosenbrock",
+    9: "rotated Rosenbrock",
+    10: "ellipsoid",
+    11: "discus",
+    12: "bent cigar",
+    13: "sharp ridge",
+    14: "different powers",
+    15: "rotated Rastrigin",
+    16: "Weierstrass",
+    17: "Schaffers F7",
+    18: "ill-conditioned Schaffers F7",
+    19: "Griewank-Rosenbrock",
+    20: "Schwefel",
+    21: "Gallagher 101 peaks",
+    22: "Gallagher 21 peaks",
+    23: "Katsuura",
+    24: "Lunacek bi-Rastrigin",
+}
+
+# ---------------------------------------------------------------------------
+# elementwise transformations (jnp, dtype of their input)
+
+
+def _osz(x):
+    """T_osz, written as ``x * exp(0.049 (sin(c1 t) + sin(c2 t)))``, t = 10 log|x|.
+
+    COCO computes ``exp(t + ...) ** 0.1``, which underflows for |x| < 1e-31; the
+    values agree elsewhere.
+    """
+    ax = jnp.abs(x)
+    t = 10.0 * jnp.log(jnp.where(ax > 0, ax, 1.0))
+    pos = x > 0
+    wiggle = jnp.where(pos, jnp.sin(t) + jnp.sin(0.79 * t), jnp.sin(0.55 * t) + jnp.sin(0.31 * t))
+    return x * jnp.exp(0.049 * wiggle)
+
+
+def _asy(x, beta, e):
+    """T_asy^beta: ``x ** (1 + beta e_i sqrt(x))`` where x > 0."""
+    pos = x > 0
+    xp = jnp.where(pos, x, 1.0)
+    return jnp.where(pos, xp ** (1.0 + beta * e * jnp.sqrt(xp)), x)
+
+
+def _pen(x, bound=5.0):
+    """sum(max(0, |x| - bound)**2) over the last axis."""
+    return jnp.sum(jnp.square(jnp.maximum(jnp.abs(x) - bound, 0.0)), axis=-1)
+
+
+def _rastrigin(y):
+    """10 (d - sum cos 2 pi y) + sum y**2, as 20 sum sin**2(pi y) + sum y**2 (no cancellation)."""
+    return jnp.sum(20.0 * jnp.square(jnp.sin(jnp.pi * y)) + jnp.square(y), axis=-1)
+
+
+def _rosenbrock_shifted(y):
+    """Rosenbrock at z = y + 1, written in y so that it has no cancellation at z = 1."""
+    a, b = y[..., :-1], y[..., 1:]
+    return 100.0 * jnp.square(a * a + 2.0 * a - b) + a * a
+
+
+def _matvec(m, z):
+    return z @ m.T
+
+
+# ---------------------------------------------------------------------------
+# per-function instance data (host, float64) and evaluation (jnp)
+
+
+@dataclass
+class _Spec:
+    xopt: np.ndarray  # reported optimum (COCO's best_parameter)
+    consts: dict  # float64 arrays, cast to the working dtype at call time
+    raw: Callable  # (x, z, c) -> f - fopt; z = x - c["center"] computed precisely
+    center: np.ndarray | None = None  # the point z is measured from (default xopt)
+    extra: dict = field(default_factory=dict)
+
+
+def _exps(d):
+    return np.arange(d) / (d - 1.0)
+
+
+def _lam(alpha, d):
+    """Diagonal of Lambda^alpha: alpha ** (0.5 i / (d - 1))."""
+    return np.sqrt(alpha) ** _exps(d)
+
+
+def _two_rot(seed, d, diag):
+    """rot1 . diag(diag) . rot2 with rot1 from seed + 1e6 and rot2 from seed, as COCO builds it."""
+    rot1 = rng.rotation(seed + 1000000, d)
+    rot2 = rng.rotation(seed, d)
+    return rot1, rot2, (rot1 * diag) @ rot2
+
+
+def _f1(d, seed):
+    return _Spec(rng.xopt(seed, d), {}, lambda x, z, c: jnp.sum(z * z, axis=-1))
+
+
+def _f2(d, seed):
+    return _Spec(
+        rng.xopt(seed, d),
+        {"w": 1e6 ** _exps(d)},
+        lambda x, z, c: jnp.sum(c["w"] * jnp.square(_osz(z)), axis=-1),
+    )
+
+
+def _f3(d, seed):
+    def raw(x, z, c):
+        return _rastrigin(c["lam"] * _asy(_osz(z), 0.2, c["e"]))
+
+    return _Spec(rng.xopt(seed, d), {"lam": _lam(10.0, d), "e": _exps(d)}, raw)
+
+
+def _f4(d, seed):
+    xo = rng.xopt(seed, d)
+    xo[::2] = np.abs(xo[::2])
+    even = (np.arange(d) % 2 == 0).astype(np.float64)
+
+    def raw(x, z, c):
+        y = _osz(z)
+        y = y * c["lam"] * jnp.where((y > 0) & (c["even"] > 0), 10.0, 1.0)
+        return _rastrigin(y) + 100.0 * _pen(x)
+
+    return _Spec(xo, {"lam": _lam(10.0, d), "even": even}, raw)
+
+
+def _f5(d, seed):
+    sign = np.where(rng.xopt(seed, d) > 0, 1.0, -1.0)
+    xo = 5.0 * sign
+
+    def raw(x, z, c):
+        # beyond the optimum's face the slope is flat: z_i = xopt_i where xopt_i x_i >= 25
+        gap = jnp.where(c["xo"] * x < 25.0, -z, 0.0)  # xopt_i - z_i
+        return jnp.sum(c["s"] * gap, axis=-1)
+
+    return _Spec(xo, {"s": sign * 10.0 ** _exps(d), "xo": xo}, raw)
+
+
+def _f6(d, seed):
+    xo = rng.xopt(seed, d)
+    _, _, m = _two_rot(seed, d, _lam(10.0, d))
+
+    def raw(x, z, c):
+        y = _matvec(c["m"], z)
+        s = jnp.sum(jnp.where(c["xo"] * y > 0, 1e4, 1.0) * y * y, axis=-1)
+        return _osz(s) ** 0.9
+
+    return _Spec(xo, {"m": m, "xo": xo}, raw)
+
+
+def _f7(d, seed):
+    rot1 = rng.rotation(seed + 1000000, d)
+    rot2 = rng.rotation(seed, d)
+
+    def raw(x, z, c):
+        zh = _matvec(c["q"], z)
+        zt = jnp.where(jnp.abs(zh) > 0.5, jnp.round(zh), jnp.round(10.0 * zh) / 10.0)
+        y = _matvec(c["r"], zt)
+        core = jnp.maximum(1e-4 * jnp.abs(zh[..., 0]), jnp.sum(c["w"] * y * y, axis=-1))
+        return 0.1 * core + _pen(x)
+
+    return _Spec(
+        rng.xopt(seed, d), {"q": rot2 * _lam(10.0, d)[:, None], "r": rot1, "w": 100.0 ** _exps(d)}, raw
+    )
+
+
+def _rosen_factor(d):
+    return max(1.0, math.sqrt(d) / 8.0)
+
+
+def _f8(d, seed):
+    def raw(x, z, c):
+        return jnp.sum(_rosenbrock_shifted(c["k"] * z), axis=-1)
+
+    return _Spec(0.75 * rng.xopt(seed, d), {"k": np.float64(_rosen_factor(d))}, raw)
+
+
+def _f9(d, seed):
+    rot = rng.rotation(seed, d)
+    k = _rosen_factor(d)
+    xo = rot.sum(axis=0) / (2.0 * k)  # where k R x + 0.5 = 1
+
+    def raw(x, z, c):
+        return jnp.sum(_rosenbrock_shifted(_matvec(c["m"], z)), axis=-1)
+
+    return _Spec(xo, {"m": k * rot}, raw)
+
+
+def _f10(d, seed):
+    def raw(x, z, c):
+        return jnp.sum(c["w"] * jnp.square(_osz(_matvec(c["r"], z))), axis=-1)
+
+    return _Spec(rng.xopt(seed, d), {"r": rng.rotation(seed + 1000000, d), "w": 1e6 ** _exps(d)}, raw)
+
+
+def _f11(d, seed):
+    w = np.ones(d)
+    w[0] = 1e6
+
+    def raw(x, z, c):
+        return jnp.sum(c["w"] * jnp.square(_osz(_matvec(c["r"], z))), axis=-1)
+
+    return _Spec(rng.xopt(seed, d), {"r": rng.rotation(seed + 1000000, d), "w": w}, raw)
+
+
+def _f12(d, seed):
+    w = np.full(d, 1e6)
+    w[0] = 1.0
+
+    def raw(x, z, c):
+        y = _matvec(c["r"], _asy(_matvec(c["r"], z), 0.5, c["e"]))
+        return jnp.sum(c["w"] * y * y, axis=-1)
+
+    return _Spec(
+        rng.xopt(seed + 1000000, d), {"r": rng.rotation(seed + 1000000, d), "w": w, "e": _exps(d)}, raw
+    )
+
+
+def _f13(d, seed):
+    _, _, m = _two_rot(seed, d, _lam(10.0, d))
+
+    def raw(x, z, c):
+        y = _matvec(c["m"], z)
+        return y[..., 0] ** 2 + 100.0 * jnp.sqrt(jnp.sum(y[..., 1:] ** 2, axis=-1))
+
+    return _Spec(rng.xopt(seed, d), {"m": m}, raw)
+
+
+def _f14(d, seed):
+    def raw(x, z, c):
+        y = jnp.abs(_matvec(c["r"], z))
+        return jnp.sqrt(jnp.sum(y ** c["p"], axis=-1))
+
+    return _Spec(rng.xopt(seed, d), {"r": rng.rotation(seed + 1000000, d), "p": 2.0 + 4.0 * _exps(d)}, raw)
+
+
+def _f15(d, seed):
+    rot1, _, m = _two_rot(seed, d, _lam(10.0, d))
+
+    def raw(x, z, c):
+        y = _asy(_osz(_matvec(c["r"], z)), 0.2, c["e"])
+        return _rastrigin(_matvec(c["m"], y))
+
+    return _Spec(rng.xopt(seed, d), {"r": rot1, "m": m, "e": _exps(d)}, raw)
+
+
+def _f16(d, seed):
+    rot1, _, m = _two_rot(seed, d, _lam(0.01, d))
+    k = np.arange(12)
+
+    def raw(x, z, c):
+        y = _osz(_matvec(c["r"], z))
+        y = _matvec(c["m"], y)
+        # cos(2 pi 3^k (y + 1/2)) - cos(pi 3^k) = 2 sin^2(pi 3^k y) since 3^k is odd
+        s = jnp.sum(c["a2"] * jnp.square(jnp.sin(jnp.pi * c["b"] * y[..., None])), axis=(-2, -1))
+        return 10.0 * (s / d) ** 3 + (10.0 / d) * _pen(x)
+
+    return _Spec(rng.xopt(seed, d), {"r": rot1, "m": m, "a2": 2.0 * 0.5**k, "b": 3.0**k}, raw)
+
+
+def _schaffers(cond):
+    def build(d, seed):
+        rot1 = rng.rotation(seed + 1000000, d)
+        rot2 = rng.rotation(seed, d)
+
+        def raw(x, z, c):
+            y = _matvec(c["m"], _asy(_matvec(c["r"], z), 0.5, c["e"]))
+            t = y[..., :-1] ** 2 + y[..., 1:] ** 2
+            s = t**0.25 * (1.0 + jnp.square(jnp.sin(50.0 * t**0.1)))
+            return jnp.square(jnp.sum(s, axis=-1) / (d - 1.0)) + 10.0 * _pen(x)
+
+        return _Spec(rng.xopt(seed, d), {"r": rot1, "m": _lam(cond, d)[:, None] * rot2, "e": _exps(d)}, raw)
+
+    return build
+
+
+def _f19(d, seed):
+    rot = rng.rotation(seed, d)
+    k = _rosen_factor(d)
+    xo = rot.sum(axis=0) / (2.0 * k)  # where k R x + 0.5 = 1
+
+    def raw(x, z, c):
+        s = _rosenbrock_shifted(_matvec(c["m"], z))
+        # 10 + 10 mean(s / 4000 - cos s) = 10 mean(s / 4000 + 2 sin^2(s / 2))
+        return 10.0 * jnp.mean(s / 4000.0 + 2.0 * jnp.square(jnp.sin(0.5 * s)), axis=-1)
+
+    return _Spec(xo, {"m": k * rot}, raw)
+
+
+_SCHWEFEL_X0 = 420.96874637  # 100 * 2 |xopt|, where COCO puts each inner coordinate's optimum
+_SCHWEFEL_C = 418.9828872724339
+
+
+def _schwefel_h(v):
+    return v * np.sin(np.sqrt(np.abs(v)))
+
+
+@cache
+def _schwefel_taylor():
+    """Taylor coefficients c_1..c_12 of h(x0 + e) - h(x0), h(v) = v sin sqrt|v| (Cauchy integral, float64)."""
+    r, n = 50.0, 256
+    w = np.exp(2j * np.pi * np.arange(n) / n)
+    vals = (_SCHWEFEL_X0 + r * w) * np.sin(np.sqrt(_SCHWEFEL_X0 + r * w))
+    coef = np.fft.fft(vals)[:13].real / n / r ** np.arange(13)
+    return coef[1:]
+
+
+def _f20(d, seed):
+    sign = np.where(rng.unif(d, seed) < 0.5, -1.0, 1.0)
+    center = sign * 0.5 * 4.2096874637  # the xopt COCO's transformations use
+    xo = sign * 0.5 * 4.2096874633  # COCO's best_parameter
+    taylor = _schwefel_taylor()
+    const = _SCHWEFEL_C - float(_schwefel_h(_SCHWEFEL_X0))
+
+    def raw(x, z, c):
+        q = c["sign"] * z  # s x - |xopt|
+        q_prev = jnp.concatenate([jnp.zeros_like(q[..., :1]), q[..., :-1]], axis=-1)
+        e = 100.0 * c["lam"] * (2.0 * q + 0.5 * q_prev)  # inner coordinate minus x0
+        v = _SCHWEFEL_X0 + e
+        # h(x0) - h(x0 + e), without cancellation: a Taylor series for small e, else exact differences
+        poly = c["taylor"][-1]
+        for coef in c["taylor"][-2::-1]:
+            poly = coef + e * poly
+        series = -e * poly
+        u0 = math.sqrt(_SCHWEFEL_X0)
+        u = jnp.sqrt(jnp.abs(v))
+        du = e / (u + u0)
+        exact_pos = -(e * jnp.sin(u) + 2.0 * _SCHWEFEL_X0 * jnp.cos(u0 + 0.5 * du) * jnp.sin(0.5 * du))
+        exact_neg = _schwefel_h(_SCHWEFEL_X0) - v * jnp.sin(u)
+        diff = jnp.where(jnp.abs(e) < 1.0, series, jnp.where(v >= 0, exact_pos, exact_neg))
+        return 0.01 * (_pen(v, 500.0) + c["const"] + jnp.mean(diff, axis=-1))
+
+    return _Spec(
+        xo,
+        {"sign": sign, "lam": _lam(10.0, d), "taylor": taylor, "const": np.float64(const)},
+        raw,
+        center=center,
+    )
+
+
+def _gallagher(peaks):
+    def build(d, seed):
+        if peaks == 101:
+            b, cc, cond0 = 10.0, 5.0, math.sqrt(1000.0)
+        else:
+            b, cc, cond0 = 9.8, 4.9, 1000.0
+        rot = rng.rotation(seed, d)
+        order = np.argsort(rng.unif(peaks - 1, seed), kind="stable")
+        cond = np.concatenate([[cond0], 1000.0 ** (order / (peaks - 2.0))])
+        heights = np.concatenate([[10.0], 1.1 + 8.0 * np.arange(peaks - 1) / (peaks - 2.0)])
+        scales = np.empty((peaks, d))
+        for i in range(peaks):
+            perm = np.argsort(rng.unif(d, seed + 1000 * i), kind="stable")
+            scales[i] = cond[i] ** (perm / (d - 1.0) - 0.5)
+        u = rng.unif(d * peaks, seed).reshape(peaks, d)
+        y = b * u - cc
+        y[0] *= 0.8
+        xo = y[0].copy()
+        local = y @ rot.T  # (peaks, d): R y_i
+        offset = xo @ rot.T - local  # R xopt - R y_i, exactly 0 for the global peak
+        offset[0] = 0.0
+
+        def raw(x, z, c):
+            t = _matvec(c["r"], z)[..., None, :] + c["off"]  # R x - R y_i, (..., peaks, d)
+            q = jnp.sum(c["scales"] * t * t, axis=-1) * (-0.5 / d)
+            # 10 - max_i h_i exp(q_i) = min_i (10 - h_i exp(q_i)); for the global peak -10 expm1(q_0)
+            gaps = jnp.concatenate(
+                [-10.0 * jnp.expm1(q[..., :1]), 10.0 - c["heights"][1:] * jnp.exp(q[..., 1:])], axis=-1
+            )
+            g = jnp.maximum(jnp.min(gaps, axis=-1), 0.0)
+            return jnp.square(_osz(g)) + _pen(x)
+
+        return _Spec(xo, {"r": rot, "off": offset, "scales": scales, "heights": heights}, raw)
+
+    return build
+
+
+def _f23(d, seed):
+    _, _, m = _two_rot(seed, d, _lam(100.0, d))
+    two_j = 2.0 ** np.arange(1, 33)
+
+    def raw(x, z, c):
+        y = _matvec(c["m"], z)
+        v = y[..., None] * c["two_j"]
+        t = jnp.sum(jnp.abs(v - jnp.round(v)) / c["two_j"], axis=-1)
+        log_prod = jnp.sum(jnp.log1p(c["i1"] * t), axis=-1)
+        return 10.0 / d**2 * jnp.expm1(10.0 / d**1.2 * log_prod) + _pen(x)
+
+    return _Spec(rng.xopt(seed, d), {"m": m, "two_j": two_j, "i1": np.arange(1.0, d + 1.0)}, raw)
+
+
+def _f24(d, seed):
+    mu0 = 2.5
+    s = 1.0 - 0.5 / (math.sqrt(d + 20.0) - 4.1)
+    mu1 = -math.sqrt((mu0 * mu0 - 1.0) / s)
+    sign = np.where(rng.gauss(d, seed) < 0, -1.0, 1.0)
+    _, _, m = _two_rot(seed, d, _lam(100.0, d))
+
+    def raw(x, z, c):
+        h = 2.0 * c["sign"] * z  # x_hat - mu0
+        sum1 = jnp.sum(h * h, axis=-1)
+        sum2 = jnp.sum(jnp.square(h + (mu0 - mu1)), axis=-1)
+        y = _matvec(c["m"], h)
+        return (
+            jnp.minimum(sum1, d + s * sum2)
+            + 10.0 * jnp.sum(2.0 * jnp.square(jnp.sin(jnp.pi * y)), axis=-1)
+            + 1e4 * _pen(x)
+        )
+
+    return _Spec(0.5 * mu0 * sign, {"sign": sign, "m": m}, raw)
+
+
+_BUILDERS = {
+    1: _f1, 2: _f2, 3: _f3, 4: _f4, 5: _f5, 6: _f6, 7: _f7, 8: _f8, 9: _f9, 10: _f10, 11: _f11, 12: _f12,
+    13: _f13, 14: _f14, 15: _f15, 16: _f16, 17: _schaffers(10.0), 18: _schaffers(1000.0), 19: _f19,
+    20: _f20, 21: _gallagher(101), 22: _gallagher(21), 23: _f23, 24: _f24,
+}  # fmt: skip
+
+
+def seed_of(fid: int, instance: int) -> int:
+    """The seed of a function instance: ``fid + 10000 instance``, except f4 (f3's) and f18 (f17's)."""
+    return {4: 3, 18: 17}.get(fid, fid) + 10000 * instance
+
+
+# ---------------------------------------------------------------------------
+# public
+
+
+class BBOBFunction:
+    """One BBOB problem ``f(fid, dimension, instance)``: batched, jit- and vmap-able.
+
+    ``f(x)``: COCO's value; ``f.raw(x)`` / ``f.delta(x)``: ``f(x) - fopt`` computed
+    without cancellation. ``x`` has shape ``(..., dimension)``; the result has the
+    leading shape and the dtype of ``x``. Attributes: ``fid``, ``dimension``,
+    ``instance``, ``xopt`` (float64 NumPy), ``fopt`` (float), ``name``.
+    """
+
+    def __init__(self, fid: int, dimension: int, instance: int):
+        _check(fid, dimension, instance)
+        self.fid, self.dimension, self.instance = int(fid), int(dimension), int(instance)
+        self.name = NAMES[self.fid]
+        self.fopt = rng.fopt(self.fid, self.instance)
+        spec = _BUILDERS[self.fid](self.dimension, seed_of(self.fid, self.instance))
+        self.xopt = np.asarray(spec.xopt, dtype=np.float64)
+        self.xopt.setflags(write=False)
+        self._spec = spec
+        self._center = self.xopt if spec.center is None else np.asarray(spec.center, dtype=np.float64)
+        self._cast: dict = {}
+
+    def __repr__(self) -> str:
+        return f"BBOBFunction(f{self.fid} {self.name}, dimension={self.dimension}, instance={self.instance})"
+
+    def _consts(self, dtype):
+        key = np.dtype(dtype).name
+        if key not in self._cast:
+            hi = self._center.astype(dtype)
+            lo = (self._center - hi.astype(np.float64)).astype(dtype)
+            consts = {k: np.asarray(v).astype(dtype) for k, v in self._spec.consts.items()}
+            consts["hi"], consts["lo"] = hi, lo
+            self._cast[key] = consts
+        return self._cast[key]
+
+    def _prepare(self, x):
+        x = jnp.asarray(x)
+        if not jnp.issubdtype(x.dtype, jnp.floating):
+            x = x.astype(jnp.result_type(float))
+        if x.ndim == 0 or x.shape[-1] != self.dimension:
+            raise ValueError(
+                f"bbob f{self.fid}: x must have shape (..., {self.dimension}), got {tuple(x.shape)}"
+            )
+        return x
+
+    def raw(self, x) -> jnp.ndarray:
+        """``f(x) - fopt`` without adding ``fopt`` (no cancellation): the precision target."""
+        x = self._prepare(x)
+        return _compiled(self.fid, self.dimension, self._spec.raw)(x, self._consts(x.dtype))
+
+    delta = raw
+
+    def __call__(self, x) -> jnp.ndarray:
+        x = self._prepare(x)
+        return self.raw(x) + jnp.asarray(self.fopt, dtype=x.dtype)
+
+
+_COMPILED: dict = {}
+
+
+def _compiled(fid, dimension, raw):
+    """One jitted evaluator per (fid, dimension): an instance's data are its arguments, so
+    every instance of a function and dimension shares one compiled program."""
+    key = (fid, dimension)
+    if key not in _COMPILED:
+
+        def evaluate(x, c):
+            z = (x - c["hi"]) - c["lo"]
+            return raw(x, z, c).astype(x.dtype)
+
+        _COMPILED[key] = jax.jit(evaluate)
+    return _COMPILED[key]
+
+
+def _check(fid, dimension, instance):
+    if not (isinstance(fid, int | np.integer) and 1 <= fid <= 24):
+        raise ValueError(f"bbob: fid must be an integer in 1..24, got {fid!r}")
+    if not (isinstance(dimension, int | np.integer) and dimension >= 2):
+        raise ValueError(f"bbob: dimension must be an integer >= 2, got {dimension!r}")
+    if not (isinstance(instance, int | np.integer) and instance >= 1):
+        raise ValueError(f"bbob: instance must be an integer >= 1, got {instance!r}")
+
+
+def function(fid: int, dimension: int, instance: int) -> BBOBFunction:
+    """BBOB function ``fid`` (1-24) in ``dimension`` (>= 2), function instance ``instance`` (>= 1).
+
+    The instance number is COCO's function instance (the one in its seeds), the
+    same as ``cocoex.BareProblem("bbob", fid, dimension, instance)``.
+    """
+    return BBOBFunction(fid, dimension, instance)
