@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.flatten_util import ravel_pytree
 
 import neuroevo as ne
 
@@ -15,7 +16,21 @@ NAMES = [n for n in ne.strategies.names() if n not in FUSED]
 
 
 def make(name, **hp):
-    return ne.strategies.make(name, popsize=POPSIZE, **hp)
+    strategy = ne.strategies.make(name, popsize=POPSIZE, **hp)
+    return with_descriptors(strategy) if ne.strategies.needs_descriptors(name) else strategy
+
+
+def with_descriptors(strategy):
+    """Novelty search needs behaviour descriptors: the contract's tell passes each member's
+    first two coordinates (the strategies' default descriptor_dim) when none are given."""
+
+    def tell(key, state, genotypes, fitness, descriptors=None):
+        if descriptors is None:
+            members = ne.population(strategy, state, genotypes)
+            descriptors = jax.vmap(lambda m: ravel_pytree(m)[0][:2])(members)
+        return strategy.tell(key, state, genotypes, fitness, descriptors)
+
+    return strategy._replace(tell=tell)
 
 
 def sphere_fitness(solutions):
@@ -231,6 +246,21 @@ def test_fused_contract(name):
         jax.eval_shape(lambda: told((POPSIZE, 1)))
 
 
+NOVELTY = [n for n in NAMES if ne.strategies.needs_descriptors(n)]
+
+
+@pytest.mark.parametrize("name", NOVELTY)
+def test_missing_or_misshapen_descriptors_name_the_expected_shape(name):
+    strategy = ne.strategies.make(name, popsize=POPSIZE)  # without the contract's descriptors
+    state = strategy.init(jax.random.key(0), jnp.ones(5))
+    genotypes, state = strategy.ask(jax.random.key(1), state)
+    fitness = jnp.zeros(POPSIZE)
+    with pytest.raises(ValueError, match=r"descriptors.*\(16, 2\)"):
+        strategy.tell(jax.random.key(2), state, genotypes, fitness)
+    with pytest.raises(ValueError, match=r"\(16, 3\).*\(16, 2\)"):
+        jax.jit(lambda d: strategy.tell(jax.random.key(2), state, genotypes, fitness, d))(jnp.zeros((16, 3)))
+
+
 def test_registry_errors():
     with pytest.raises(ValueError, match="unknown strategy 'nope'.*openai_es"):
         ne.strategies.make("nope")
@@ -241,3 +271,4 @@ def test_registry_errors():
     with pytest.raises(ValueError, match="x0"):
         ne.strategies.make("ga").init(jax.random.key(0), {"w": jnp.ones(3, jnp.int32)})
     assert {"openai_es", "ga"} <= set(ne.strategies.names())
+    assert {"ns_ga", "ns_es", "nsr_es", "nsra_es"} <= set(NOVELTY)

@@ -9,6 +9,7 @@ from neuroevo.strategies import evosax_adapter
 from neuroevo.strategies.ars import ARSState, ars
 from neuroevo.strategies.cma_es import CMAState, cma_es, sep_cma_es
 from neuroevo.strategies.ga import GAState, ga
+from neuroevo.strategies.ns import NSESState, NSGAState, ns_es, ns_ga, nsr_es, nsra_es
 from neuroevo.strategies.openai_es import OpenESState, openai_es
 from neuroevo.strategies.pgpe import ClipUpState, PGPEState, clipup, pgpe
 from neuroevo.strategies.snes import SNESState, snes
@@ -52,6 +53,11 @@ def make(name: str, popsize: int | None = None, **hyperparams) -> Strategy:
     return factory(**hyperparams)
 
 
+def needs_descriptors(name: str) -> bool:
+    """Whether ``name``'s strategies need behaviour descriptors in ``tell`` (novelty search)."""
+    return bool(getattr(_lookup(name), "needs_descriptors", False))
+
+
 def _lookup(name: str) -> Callable[..., Strategy]:
     try:
         return _REGISTRY[name]
@@ -67,6 +73,10 @@ register("pgpe", pgpe)
 register("ars", ars)
 register("cma_es", cma_es)
 register("sep_cma_es", sep_cma_es)
+register("ns_ga", ns_ga)
+register("ns_es", ns_es)
+register("nsr_es", nsr_es)
+register("nsra_es", nsra_es)
 evosax_adapter.register_all(register)  # "evosax:<Name>" for every evosax algorithm, imported lazily
 
 __all__ = [
@@ -89,6 +99,13 @@ __all__ = [
     "hyperparameters",
     "make",
     "names",
+    "needs_descriptors",
+    "NSESState",
+    "NSGAState",
+    "ns_es",
+    "ns_ga",
+    "nsr_es",
+    "nsra_es",
     "openai_es",
     "register",
 ]

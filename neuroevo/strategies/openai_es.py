@@ -51,6 +51,7 @@ def openai_es(
     mirrored: bool = True,
     dense: bool | None = None,
     chunk_size: int | None = None,
+    fitness_shaping: Callable[[jax.Array], jax.Array] = S.centered_ranks,
 ) -> S.Strategy:
     """Build OpenAI-ES.
 
@@ -65,6 +66,8 @@ def openai_es(
       dense: keep the noise (True), regenerate it from seeds (False), or decide
         from the population's size (None: dense up to 256 MiB of noise).
       chunk_size: members whose noise is regenerated at once in ``tell`` when compact.
+      fitness_shaping: fitness -> per-member weights ``w_i`` (default: centred ranks).
+        Novelty search (``ns_es``) passes its own weights through ``lambda w: w``.
     """
     S.check_popsize(popsize, even=mirrored)
     optimizer = optimizer if optimizer is not None else optax.adam(learning_rate)
@@ -90,7 +93,7 @@ def openai_es(
         fitness = S.check_fitness(fitness, S.population_size(genotypes))
         flat = S.ravel(state.mean)
         dim = flat.shape[0]
-        coeffs, _, base = S.antithetic(S.centered_ranks(fitness), genotypes, mirrored)
+        coeffs, _, base = S.antithetic(fitness_shaping(fitness), genotypes, mirrored)
         chunk = chunk_size or S.default_noise_chunk(dim)
         grad = S.weighted_eps_sum(coeffs, base, dim, chunk, flat.dtype) / (popsize * state.sigma)
         updates, opt_state = optimizer.update(-grad + weight_decay * flat, state.opt_state, flat)
