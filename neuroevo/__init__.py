@@ -4,7 +4,7 @@ Every optimiser is a :class:`Strategy` of pure functions (``init/ask/tell/decode
 a run is one compiled program that can be vmapped over seeds and sweeps.
 """
 
-from neuroevo import bbob, nn, rl, strategies, tasks
+from neuroevo import bbob, bench, nn, rl, strategies, tasks
 from neuroevo.engine import RunResult, evaluate_population, evolve, run
 from neuroevo.rl import train
 from neuroevo.strategy import Strategy, population
@@ -15,6 +15,7 @@ __all__ = [
     "RunResult",
     "Strategy",
     "bbob",
+    "bench",
     "evaluate_population",
     "evolve",
     "nn",

@@ -4,6 +4,8 @@ neuroevo train --env CartPole-v1 --out runs/cartpole        # or: --config run.t
 neuroevo train --resume runs/cartpole                       # continue, bit for bit
 neuroevo eval runs/cartpole --episodes 20 --gif cartpole.gif
 neuroevo strategies
+neuroevo bench bbob --strategy cma_es --dimensions 2,3,5 --instances 1-15 --budget-multiplier 1000 --out bbob/
+neuroevo bench plot bbob/cma_es bbob/snes --out ecdf.png
 """
 
 from __future__ import annotations
@@ -75,6 +77,33 @@ def evaluate(args: argparse.Namespace) -> float:
     return value
 
 
+def bench_bbob(args: argparse.Namespace) -> None:
+    from neuroevo.bench import bbob as B
+
+    result = B.bbob_campaign(
+        strategy=args.strategy,
+        dimensions=B.parse_range(args.dimensions, "dimension"),
+        instances=B.parse_range(args.instances, "instance"),
+        functions=B.parse_range(args.functions, "function"),
+        budget_multiplier=args.budget_multiplier,
+        out=args.out,
+        seed=args.seed,
+        progress=not args.quiet,
+        **_parse_hp(args.hp),
+    )
+    for dim, r in result.dimensions.items():
+        print(f"d={dim}: {result.solved(dim)}/{len(r.fids)} problems reached 1e-8 ({r.seconds:.1f} s)")
+        print((result.out / f"ert_d{dim}.md").read_text())
+    print(f"wrote COCO data, ERT tables and ECDF plots to {result.out}")
+
+
+def bench_plot(args: argparse.Namespace) -> None:
+    from neuroevo.bench import plot_ecdf
+
+    for path in plot_ecdf(args.dirs, args.out):
+        print(f"wrote {path}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neuroevo", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -112,6 +141,24 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=evaluate)
     s = sub.add_parser("strategies", help="list the registered strategies and their hyperparameters")
     s.set_defaults(func=_list_strategies)
+    b = sub.add_parser("bench", help="benchmark campaigns (bbob)").add_subparsers(dest="bench", required=True)
+    bb = b.add_parser("bbob", help="a strategy on COCO's bbob suite: COCO data, ERT tables, ECDF plots")
+    bb.add_argument("--strategy", default="cma_es", help="a name from `neuroevo strategies`")
+    bb.add_argument("--dimensions", default="2,3,5,10,20,40", help="e.g. 2,3,5 or 2-5")
+    bb.add_argument("--instances", default="1-15", help="e.g. 1-15")
+    bb.add_argument("--functions", default="1-24", help="function ids in 1-24, e.g. 1-24 or 1,8")
+    bb.add_argument(
+        "--budget-multiplier", type=float, default=1000, help="budget = N * dimension evaluations"
+    )
+    bb.add_argument("--seed", type=int, default=0)
+    bb.add_argument("--hp", nargs="*", default=[], metavar="NAME=VALUE", help="strategy hyperparameters")
+    bb.add_argument("--out", required=True, help="output directory (COCO data for cocopp + summary)")
+    bb.add_argument("--quiet", action="store_true", help="no progress display")
+    bb.set_defaults(func=bench_bbob)
+    bp = b.add_parser("plot", help="ECDF of several campaigns on one plot per dimension")
+    bp.add_argument("dirs", nargs="+", help="campaign directories written by `neuroevo bench bbob`")
+    bp.add_argument("--out", required=True, help="a directory, or NAME.png (becomes NAME_d<D>.png)")
+    bp.set_defaults(func=bench_plot)
     return parser
 
 

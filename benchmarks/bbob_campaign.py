@@ -1,0 +1,116 @@
+"""A whole BBOB campaign, neuroevo vs pycma + cocoex, side by side (issue 4).
+
+The same campaign both ways: CMA-ES with IPOP restarts on COCO's bbob suite,
+functions 1-24, instances 1-15, dimensions 2, 5, 10, budget 1000 * d, target
+f - fopt <= 1e-8, x0 uniform in [-4, 4]^d, sigma0 = 2, restarts from a uniform
+point of [-4, 4]^d, the same max_restarts (neuroevo's default for the budget).
+
+- neuroevo: ``ne.bench.bbob_campaign`` (one compiled, vmapped float64 program per
+  dimension; writes COCO data, ERT tables and ECDF plots). Wall time includes
+  compilation and writing.
+- pycma: ``cma.fmin2`` on each ``cocoex.Suite("bbob")`` problem observed by
+  ``cocoex.Observer("bbob")`` (the usual COCO experiment, writing the same files).
+
+Prints both wall times, the ratio and solved counts; exits non-zero if the
+ratio is below 10. ``--quick``: dimensions 2, 5 and instances 1-5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import warnings
+
+import numpy as np
+
+from benchmarks.common import machine
+from neuroevo.bbob import function
+from neuroevo.bench import bbob as B
+
+
+def run_pycma(dims, functions, instances, budget_multiplier, out, seed=1):
+    import cma
+    import cocoex
+
+    t0 = time.perf_counter()
+    suite = cocoex.Suite(
+        "bbob",
+        f"instances: {','.join(map(str, instances))}",
+        f"dimensions: {','.join(map(str, dims))} function_indices: {','.join(map(str, functions))}",
+    )
+    observer = cocoex.Observer("bbob", f"result_folder: {out} algorithm_name: pycma")
+    solved = {d: 0 for d in dims}
+    for j, problem in enumerate(suite):
+        d = problem.dimension
+        budget = int(budget_multiplier * d)
+        max_restarts = B.default_max_restarts(budget, B._default_popsize(d))
+        problem.observe_with(observer)
+        rng = np.random.default_rng(seed + j)
+        fopt = function(problem.id_function, d, problem.id_instance).fopt  # COCO's, as cocoex's
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cma.fmin2(
+                problem,
+                lambda rng=rng, d=d: rng.uniform(-4, 4, d),
+                2.0,
+                {"maxfevals": budget, "ftarget": fopt + B.PRECISION, "verbose": -9, "seed": seed + j},
+                restarts=max_restarts,
+                incpopsize=2,
+            )
+        solved[d] += bool(problem.final_target_hit)
+        problem.free()
+    return solved, time.perf_counter() - t0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="dimensions 2, 5; instances 1-5")
+    ap.add_argument("--budget-multiplier", type=float, default=1000)
+    args = ap.parse_args(argv)
+    dims = (2, 5) if args.quick else (2, 5, 10)
+    instances = list(range(1, 6 if args.quick else 16))
+    functions = list(range(1, 25))
+    n = len(functions) * len(instances)
+    print(
+        f"machine: {machine()}, {os.cpu_count()} cpus; campaign: cma_es IPOP, f1-24, instances "
+        f"{instances[0]}-{instances[-1]}, dimensions {dims}, budget {args.budget_multiplier:g}*d"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        result = B.bbob_campaign(
+            "cma_es",
+            dims,
+            instances,
+            functions,
+            args.budget_multiplier,
+            out=os.path.join(tmp, "ne"),
+            progress=False,
+        )
+        t_ne = time.perf_counter() - t0
+        for d in dims:
+            r = result.dimensions[d]
+            print(f"  neuroevo d={d}: {result.solved(d)}/{n} solved, {r.seconds:.1f} s, {r.generations} gens")
+        print(f"neuroevo: {t_ne:.1f} s, {result.solved()}/{n * len(dims)} solved")
+        cwd = os.getcwd()
+        os.chdir(tmp)  # cocoex writes to ./exdata
+        try:
+            solved, t_py = run_pycma(dims, functions, instances, args.budget_multiplier, "pycma")
+        finally:
+            os.chdir(cwd)
+    for d in dims:
+        print(f"  pycma d={d}: {solved[d]}/{n} solved")
+    print(f"pycma+cocoex: {t_py:.1f} s, {sum(solved.values())}/{n * len(dims)} solved")
+    ratio = t_py / t_ne
+    print(
+        f"bbob campaign{' (quick)' if args.quick else ''}: neuroevo {t_ne:.1f} s "
+        f"({result.solved()} solved) vs pycma+cocoex {t_py:.1f} s ({sum(solved.values())} solved): "
+        f"{ratio:.1f}x faster{'' if ratio >= 10 else '  [target 10x missed]'}"
+    )
+    return 0 if ratio >= 10 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

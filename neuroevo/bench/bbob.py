@@ -1,0 +1,518 @@
+"""BBOB campaigns: a strategy on every (function, instance) of each dimension (``ne.bench``).
+
+``bbob_campaign(strategy, dimensions, instances, functions, budget_multiplier, out)``
+runs, per dimension, ONE compiled program in float64: the strategy is vmapped
+over all (function, instance) problems of the dimension; the population of the
+problems of function ``f`` is evaluated by ``f``'s evaluator vmapped over its
+instances (instance data stacked as arguments), so all 24 functions share the
+program without evaluating one another. Generations run on the device in
+``lax.while_loop`` blocks; the host sees only the progress display and the
+stop check between blocks.
+
+Protocol (COCO's): x0 is uniform in ``[-4, 4]^d`` per problem (seeded);
+evaluations are counted in order over the live members of each generation (the
+first ``state.popsize`` for CMA-ES, all members otherwise), so the evaluation
+at which a target is first hit is exact. A problem ends when ``f - fopt <=
+1e-8``, when its budget ``budget_multiplier * d`` is spent, or when its
+strategy stops (CMA-ES: a run terminated and no restart is left). CMA-ES and
+sep-CMA-ES restart with ``restarts="ipop"`` (default; ``"bipop"`` possible)
+from a uniform point of ``[-4, 4]^d``; ``max_restarts`` defaults to the largest
+``k`` with ``popsize * 2**k * 20 <= budget`` (the population capacity is
+evaluated every generation). Other strategies run until the budget.
+
+Files written to ``out``:
+- COCO's observer format (``bbobexp_f<F>.info``, ``data_f<F>/bbobexp_f<F>_DIM<D>.dat``
+  and ``.tdat``), which ``cocopp`` post-processes. The ``.dat`` holds a line at
+  the first evaluation, at each first crossing of a ``10**(k/5)`` precision and
+  at the last evaluation; the ``.tdat`` the best-so-far at COCO's fixed
+  evaluation counts. Columns: evaluations, 0, best f - fopt, f, best f (no x).
+- ``campaign.json`` (hits of the 51 targets ``1e2 .. 1e-8`` per problem),
+  ``ert_d<D>.md`` / ``.csv`` (ERT for targets ``1e1 .. 1e-8``), ``ecdf_d<D>.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from neuroevo.bbob import NAMES, function
+
+PRECISION = 1e-8
+# .dat triggers: 10**(k/5) from 1e4 down to 1e-8 (COCO logs each first crossing)
+LEVELS = 10.0 ** (np.arange(20, -41, -1) / 5.0)
+ECDF_TARGETS = 10.0 ** (np.arange(10, -41, -1) / 5.0)  # 51 targets, 1e2 .. 1e-8
+ERT_TARGETS = 10.0 ** np.arange(1, -9, -1.0)  # 1e1 .. 1e-8
+_ECDF_IDX = np.arange(10, 61)  # ECDF_TARGETS[j] == LEVELS[10 + j]
+_ERT_IDX = np.arange(15, 61, 5)  # ERT_TARGETS[j] == LEVELS[15 + 5 j]
+CMA_LIKE = ("cma_es", "sep_cma_es")
+
+
+def tdat_evaluations(dim: int, budget: int) -> np.ndarray:
+    """COCO's fixed evaluation counts: floor(10**(i/20)) and dim * {1, 2, 5} * 10**k, up to budget."""
+    a = np.unique(np.floor(10.0 ** (np.arange(0, 20 * math.log10(budget) + 2) / 20.0)).astype(np.int64))
+    b = [dim * m * 10**k for k in range(12) for m in (1, 2, 5)]
+    e = np.unique(np.concatenate([a, np.array(b, np.int64)]))
+    return e[(e >= 1) & (e <= budget)]
+
+
+def ert(evals_to_hit: np.ndarray, final_evals: np.ndarray) -> float:
+    """ERT = (evaluations of all runs until they hit the target, or ended) / (runs that hit it)."""
+    evals_to_hit, final_evals = np.asarray(evals_to_hit, float), np.asarray(final_evals, float)
+    hit = np.isfinite(evals_to_hit)
+    if not hit.any():
+        return math.inf
+    return float(np.where(hit, evals_to_hit, final_evals).sum() / hit.sum())
+
+
+@dataclass
+class DimensionResult:
+    """One dimension of a campaign; arrays are per problem (functions x instances, in that order)."""
+
+    dimension: int
+    fids: np.ndarray
+    instances: np.ndarray
+    fopt: np.ndarray
+    budget: int
+    hit_evals: np.ndarray  # (P, len(LEVELS)) first evaluation with f - fopt <= level, inf if none
+    hit_delta: np.ndarray  # (P, len(LEVELS)) f - fopt of that evaluation
+    first_delta: np.ndarray  # (P,) f - fopt of evaluation 1
+    final_evals: np.ndarray  # (P,)
+    best_delta: np.ndarray  # (P,)
+    tdat_evals: np.ndarray  # (K,)
+    tdat_best: np.ndarray  # (P, K) best f - fopt after tdat_evals[k] evaluations (nan if not reached)
+    seconds: float
+    generations: int
+
+    def ert_table(self) -> dict[int, list[float]]:
+        """fid -> ERT for each of ERT_TARGETS."""
+        out = {}
+        for fid in np.unique(self.fids):
+            m = self.fids == fid
+            out[int(fid)] = [ert(self.hit_evals[m, i], self.final_evals[m]) for i in _ERT_IDX]
+        return out
+
+    def ecdf_hits(self) -> np.ndarray:
+        """(P, 51) evaluations to each of ECDF_TARGETS (inf if missed)."""
+        return self.hit_evals[:, _ECDF_IDX]
+
+
+@dataclass
+class CampaignResult:
+    strategy: str
+    dimensions: dict[int, DimensionResult] = field(default_factory=dict)
+    out: Path | None = None
+
+    def solved(self, dimension: int | None = None) -> int:
+        dims = [dimension] if dimension is not None else list(self.dimensions)
+        return int(sum(np.isfinite(self.dimensions[d].hit_evals[:, -1]).sum() for d in dims))
+
+    def problems(self) -> int:
+        return int(sum(len(r.fids) for r in self.dimensions.values()))
+
+
+# --------------------------------------------------------------------------- #
+# input checks
+
+
+def _ints(values: Iterable[int], what: str, low: int, high: int | None = None) -> list[int]:
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int | np.integer):
+            raise ValueError(f"{what}: expected integers, got {v!r}")
+        if v < low or (high is not None and v > high):
+            rng = f"{low}..{high}" if high is not None else f">= {low}"
+            raise ValueError(f"{what} must be {rng}, got {v}")
+        out.append(int(v))
+    if not out:
+        raise ValueError(f"{what}: empty")
+    return out
+
+
+def parse_range(text: str, what: str = "value") -> list[int]:
+    """'1-15', '2,3,5', '1-5,8' -> list of ints; bad syntax raises ValueError."""
+    out = []
+    for part in str(text).split(","):
+        part = part.strip()
+        try:
+            if "-" in part[1:]:
+                lo, hi = part.split("-", 1) if not part.startswith("-") else (part, "")
+                lo, hi = int(lo), int(hi)
+                if hi < lo:
+                    raise ValueError
+                out.extend(range(lo, hi + 1))
+            else:
+                out.append(int(part))
+        except ValueError:
+            raise ValueError(f"bad {what} range {text!r}: use e.g. 1-15 or 2,3,5") from None
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# the compiled program of one dimension
+
+
+def _default_popsize(dim: int) -> int:
+    return 4 + int(3 * math.log(dim))
+
+
+def default_max_restarts(budget: int, base: int) -> int:
+    """The largest k <= 9 with ``base * 2**k * 20 <= budget`` (0 if none)."""
+    return max(0, min(9, int(math.floor(math.log2(max(budget / (20 * base), 1))))))
+
+
+def _build_strategy(name, dim, budget, hp):
+    from neuroevo import strategies
+
+    hp = dict(hp)
+    if name in CMA_LIKE:
+        hp.setdefault("restarts", "ipop")
+        if hp["restarts"] is not None:
+            hp.setdefault("restart_box", (-4.0, 4.0))
+            base = hp.get("popsize") or _default_popsize(dim)
+            hp.setdefault(
+                "max_restarts", max(0, min(9, int(math.floor(math.log2(max(budget / (20 * base), 1))))))
+            )
+    elif hp.get("popsize") is None:
+        hp["popsize"] = max(8, 2 * ((_default_popsize(dim) + 1) // 2))
+    return strategies.make(name, **hp), hp
+
+
+def _run_dimension(name, dim, fids, instances, budget, seed, hp, progress, block):
+    funcs = [[function(f, dim, i) for i in instances] for f in fids]
+    n_inst = len(instances)
+    P = len(fids) * n_inst
+    strategy, used_hp = _build_strategy(name, dim, budget, hp)
+    consts = [
+        jax.tree_util.tree_map(lambda *a: jnp.asarray(np.stack(a)), *[g._consts(np.float64) for g in group])
+        for group in funcs
+    ]
+    raws = [group[0]._spec.raw for group in funcs]
+    fopt = np.array([g.fopt for group in funcs for g in group])
+    tdat_e = tdat_evaluations(dim, budget)
+    levels = jnp.asarray(LEVELS)
+    tdat_j = jnp.asarray(tdat_e)
+
+    def evaluate(X, consts):  # X: (P, cap, d) -> (P, cap) f - fopt
+        parts = []
+        for g, raw in enumerate(raws):
+            xs = X[g * n_inst : (g + 1) * n_inst]
+            parts.append(jax.vmap(lambda x, c, raw=raw: raw(x, (x - c["hi"]) - c["lo"], c))(xs, consts[g]))
+        return jnp.concatenate(parts, axis=0)
+
+    def live_count(state, cap):
+        pop = getattr(state, "popsize", None)
+        return jnp.asarray(cap if pop is None else pop, jnp.int32)
+
+    def generation(carry, consts):
+        st, key, gen, ev, best, first, he, hd, tb, done = carry
+        k_ask, k_tell = jax.random.split(jax.random.fold_in(key, gen))
+        geno, st = jax.vmap(strategy.ask)(jax.random.split(k_ask, P), st)
+        X = jax.vmap(lambda s, g: jax.vmap(strategy.decode, in_axes=(None, 0))(s, g))(st, geno)
+        delta = evaluate(X, consts)  # (P, cap)
+        cap = delta.shape[1]
+        lam = jax.vmap(lambda s: live_count(s, cap))(st)
+        n = jnp.where(done, 0, jnp.minimum(lam, budget - ev))  # counted evaluations
+        idx = jnp.arange(cap)
+        counted = idx[None, :] < n[:, None]
+        d_c = jnp.where(counted, delta, jnp.inf)
+        cum = jnp.minimum(jax.lax.cummin(d_c, axis=1), best[:, None])
+        # first crossing of each level: evaluation number and value
+        below = d_c[:, :, None] <= levels[None, None, :]  # (P, cap, L)
+        anyb = below.any(axis=1)
+        firsti = jnp.argmax(below, axis=1)
+        newhit = anyb & ~jnp.isfinite(he)
+        he = jnp.where(newhit, (ev[:, None] + firsti + 1).astype(he.dtype), he)
+        hd = jnp.where(newhit, jnp.take_along_axis(d_c, firsti, axis=1), hd)
+        first = jnp.where((ev == 0) & (n > 0), d_c[:, 0], first)
+        # best-so-far at the fixed evaluation counts
+        j = tdat_j[None, :] - ev[:, None] - 1
+        inside = (j >= 0) & (j < n[:, None])
+        tb = jnp.where(inside, jnp.take_along_axis(cum, jnp.clip(j, 0, cap - 1), axis=1), tb)
+        best = jnp.minimum(best, jnp.min(d_c, axis=1))
+        ev = ev + n
+        fitness = jnp.where(idx[None, :] < lam[:, None], -delta, -jnp.inf)
+        st = jax.vmap(strategy.tell)(jax.random.split(k_tell, P), st, geno, fitness)
+        stopped = getattr(st, "stop", jnp.zeros((P,), bool))
+        done = done | (ev >= budget) | (best <= PRECISION) | stopped
+        return (st, key, gen + 1, ev, best, first, he, hd, tb, done)
+
+    @jax.jit
+    def run_block(carry, consts):
+        stop_at = carry[2] + block
+
+        def cond(c):
+            return (c[2] < stop_at) & ~jnp.all(c[-1])
+
+        return jax.lax.while_loop(cond, lambda c: generation(c, consts), carry)
+
+    @jax.jit
+    def init(key):
+        k0, k1 = jax.random.split(key)
+        x0 = jax.random.uniform(k0, (P, dim), jnp.float64, -4.0, 4.0)
+        return jax.vmap(strategy.init)(jax.random.split(k1, P), x0)
+
+    key = jax.random.fold_in(jax.random.key(seed), dim)
+    t0 = time.perf_counter()
+    st = init(key)
+    L, K = len(LEVELS), len(tdat_e)
+    carry = (
+        st,
+        jax.random.fold_in(key, 1),
+        jnp.zeros((), jnp.int32),
+        jnp.zeros((P,), jnp.int32),
+        jnp.full((P,), jnp.inf),
+        jnp.full((P,), jnp.nan),
+        jnp.full((P, L), jnp.inf),
+        jnp.full((P, L), jnp.nan),
+        jnp.full((P, K), jnp.nan),
+        jnp.zeros((P,), bool),
+    )
+    while True:
+        carry = run_block(carry, consts)
+        done = np.asarray(carry[-1])
+        if progress is not None:
+            progress(dim, int(carry[2]), int(done.sum()), P, int(np.asarray(carry[3]).sum()))
+        if done.all():
+            break
+    seconds = time.perf_counter() - t0
+    _, _, gen, ev, best, first, he, hd, tb, _ = jax.device_get(carry)
+    return DimensionResult(
+        dimension=dim,
+        fids=np.repeat(np.asarray(fids), n_inst),
+        instances=np.tile(np.asarray(instances), len(fids)),
+        fopt=fopt,
+        budget=budget,
+        hit_evals=np.asarray(he, float),
+        hit_delta=np.asarray(hd, float),
+        first_delta=np.asarray(first, float),
+        final_evals=np.asarray(ev, np.int64),
+        best_delta=np.asarray(best, float),
+        tdat_evals=tdat_e,
+        tdat_best=np.asarray(tb, float),
+        seconds=seconds,
+        generations=int(gen),
+    )
+
+
+# --------------------------------------------------------------------------- #
+# public
+
+
+def bbob_campaign(
+    strategy: str = "cma_es",
+    dimensions: Sequence[int] = (2, 3, 5),
+    instances: Iterable[int] = range(1, 16),
+    functions: Iterable[int] = range(1, 25),
+    budget_multiplier: float = 1000,
+    out: str | Path | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    block: int = 100,
+    **hyperparameters,
+) -> CampaignResult:
+    """Run ``strategy`` on every (function, instance) of each dimension; write COCO data and a summary.
+
+    Returns a :class:`CampaignResult` (``result.dimensions[d].hit_evals``: the
+    evaluation at which each problem first reached each of ``LEVELS``). With
+    ``out`` set, writes the COCO files, ``campaign.json``, ERT tables and ECDF
+    plots there (see the module docstring).
+    """
+    from neuroevo import strategies
+
+    if strategy not in strategies.names():
+        raise ValueError(f"unknown strategy {strategy!r}; valid names: {strategies.names()}")
+    dimensions = _ints(dimensions, "dimension", 2)
+    instances = _ints(instances, "instance", 1)
+    functions = _ints(functions, "function id", 1, 24)
+    if not budget_multiplier > 0:
+        raise ValueError(f"budget_multiplier must be > 0, got {budget_multiplier!r}")
+    result = CampaignResult(strategy=strategy, out=Path(out) if out is not None else None)
+    with jax.enable_x64(True), _Progress(progress, dimensions) as bar:
+        for dim in dimensions:
+            budget = max(1, int(budget_multiplier * dim))
+            result.dimensions[dim] = _run_dimension(
+                strategy, dim, functions, instances, budget, seed, hyperparameters, bar.update, block
+            )
+    if out is not None:
+        write(result, out, hyperparameters)
+    return result
+
+
+class _Progress:
+    def __init__(self, enabled, dimensions):
+        self.enabled, self.dimensions, self.tasks = enabled, dimensions, {}
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+            )  # fmt: skip
+            self.bar.__enter__()
+        return self
+
+    def update(self, dim, gen, done, total, evals):
+        if not self.enabled:
+            return
+        if dim not in self.tasks:
+            self.tasks[dim] = self.bar.add_task(f"bbob d={dim} problems done", total=total, info="")
+        self.bar.update(self.tasks[dim], completed=done, info=f"generation {gen}, {evals:,} evaluations")
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.bar.__exit__(*exc)
+        return False
+
+
+# --------------------------------------------------------------------------- #
+# writers
+
+
+def _line(e, best, fopt, f):
+    return f"{int(e)} 0 {best:+.9e} {f + fopt:+.9e} {best + fopt:+.9e}\n"
+
+
+def write(result: CampaignResult, out: str | Path, hyperparameters: dict | None = None) -> None:
+    """COCO data, campaign.json, ERT tables and ECDF plots of ``result`` in ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    alg = result.strategy
+    info: dict[int, list[str]] = {}
+    for dim, r in result.dimensions.items():
+        for fid in np.unique(r.fids):
+            fid = int(fid)
+            rows = np.flatnonzero(r.fids == fid)
+            rel = f"data_f{fid}/bbobexp_f{fid}_DIM{dim}"
+            (out / f"data_f{fid}").mkdir(exist_ok=True)
+            with open(out / f"{rel}.dat", "w") as dat, open(out / f"{rel}.tdat", "w") as tdat:
+                for p in rows:
+                    head = (
+                        "% f evaluations | g evaluations | best noise-free fitness - Fopt "
+                        f"({r.fopt[p]:.12e}) + sum g_i+ | measured fitness "
+                        "| best measured fitness or single-digit g-values\n"
+                    )
+                    dat.write(head)
+                    tdat.write(head)
+                    events = {1: r.first_delta[p]}
+                    for e, v in zip(r.hit_evals[p], r.hit_delta[p], strict=True):
+                        if np.isfinite(e):
+                            events[int(e)] = min(events.get(int(e), np.inf), v)
+                    best = np.inf
+                    for e in sorted(events):
+                        best = min(best, events[e])
+                        dat.write(_line(e, best, r.fopt[p], events[e]))
+                    last = int(r.final_evals[p])
+                    if last not in events:
+                        dat.write(_line(last, r.best_delta[p], r.fopt[p], r.best_delta[p]))
+                    for e, v in zip(r.tdat_evals, r.tdat_best[p], strict=True):
+                        if e <= last and np.isfinite(v):
+                            tdat.write(_line(e, v, r.fopt[p], v))
+                    if last not in set(int(e) for e in r.tdat_evals):
+                        tdat.write(_line(last, r.best_delta[p], r.fopt[p], r.best_delta[p]))
+            runs = ", ".join(
+                f"{int(r.instances[p])}:{int(r.final_evals[p])}|{r.best_delta[p]:.1e}" for p in rows
+            )
+            info.setdefault(fid, []).append(
+                f"suite = 'bbob', funcId = {fid}, DIM = {dim}, Precision = 1.000e-08, algId = '{alg}', "
+                f"coco_version = 'neuroevo', logger = 'bbob', data_format = 'bbob-new2'\n"
+                f"% neuroevo {alg} {json.dumps(hyperparameters or {}, default=str)}\n{rel}.dat, {runs}\n"
+            )
+    for fid, blocks in info.items():
+        (out / f"bbobexp_f{fid}.info").write_text("".join(blocks))
+    summary = {
+        "strategy": alg,
+        "hyperparameters": {k: str(v) for k, v in (hyperparameters or {}).items()},
+        "dimensions": {
+            str(d): {
+                "fids": r.fids.tolist(),
+                "instances": r.instances.tolist(),
+                "budget": r.budget,
+                "final_evals": r.final_evals.tolist(),
+                "best_delta": r.best_delta.tolist(),
+                "ecdf_hits": [[None if not np.isfinite(v) else int(v) for v in row] for row in r.ecdf_hits()],
+                "seconds": r.seconds,
+            }
+            for d, r in result.dimensions.items()
+        },
+    }
+    (out / "campaign.json").write_text(json.dumps(summary))
+    for dim, r in result.dimensions.items():
+        table = r.ert_table()
+        heads = [f"1e{int(round(math.log10(t)))}" for t in ERT_TARGETS]
+        md = [f"ERT ({alg}, dimension {dim}, budget {r.budget}, instances {len(np.unique(r.instances))})", ""]
+        md.append("| f | name | " + " | ".join(heads) + " | solved |")
+        md.append("|---" * (len(heads) + 3) + "|")
+        csv = ["fid," + ",".join(heads) + ",solved,runs"]
+        for fid, erts in table.items():
+            m = r.fids == fid
+            solved = int(np.isfinite(r.hit_evals[m, -1]).sum())
+            cells = [f"{v:.3g}" if np.isfinite(v) else "inf" for v in erts]
+            md.append(f"| {fid} | {NAMES[fid]} | " + " | ".join(cells) + f" | {solved}/{int(m.sum())} |")
+            csv.append(f"{fid}," + ",".join(cells) + f",{solved},{int(m.sum())}")
+        (out / f"ert_d{dim}.md").write_text("\n".join(md) + "\n")
+        (out / f"ert_d{dim}.csv").write_text("\n".join(csv) + "\n")
+        plot_ecdf([out], out / f"ecdf_d{dim}.png", dimension=dim)
+
+
+def _load(directory: Path) -> dict:
+    path = Path(directory) / "campaign.json"
+    if not path.exists():
+        raise ValueError(f"{directory}: no campaign.json (not a neuroevo bbob campaign directory)")
+    return json.loads(path.read_text())
+
+
+def plot_ecdf(directories: Sequence[str | Path], out: str | Path, dimension: int | None = None) -> list[Path]:
+    """ECDF of (problem, target) pairs reached vs log10(evaluations / d), one curve per campaign.
+
+    With ``dimension`` None, one PNG per dimension found (``out`` is then a
+    directory, or a file name that gets ``_d<D>`` inserted). Returns the paths.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [_load(d) for d in directories]
+    dims = [dimension] if dimension is not None else sorted({int(d) for r in runs for d in r["dimensions"]})
+    out = Path(out)
+    written = []
+    for dim in dims:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for directory, run in zip(directories, runs, strict=True):
+            rd = run["dimensions"].get(str(dim))
+            if rd is None:
+                continue
+            hits = np.array([[np.inf if v is None else v for v in row] for row in rd["ecdf_hits"]], float)
+            x = np.log10(np.sort(hits[np.isfinite(hits)]) / dim)
+            y = np.arange(1, x.size + 1) / hits.size
+            xmax = math.log10(rd["budget"] / dim)
+            ax.step(np.concatenate([[0], x, [xmax]]), np.concatenate([[0], y, [y[-1] if y.size else 0]]),
+                    where="post", label=f"{run['strategy']} ({Path(directory).name})")  # fmt: skip
+        ax.set_xlabel("log10(evaluations / dimension)")
+        ax.set_ylabel("fraction of (function, target) pairs")
+        ax.set_ylim(0, 1)
+        ax.set_title(f"bbob, dimension {dim}, 51 targets 1e2..1e-8")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", fontsize=8)
+        if dimension is not None:
+            path = out
+        elif out.suffix == ".png":
+            path = out.with_name(f"{out.stem}_d{dim}.png")
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+            path = out / f"ecdf_d{dim}.png"
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written

@@ -1,0 +1,128 @@
+"""ne.bench.bbob_campaign: COCO files that cocopp reads, exact hit counts, ERT, CLI errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from neuroevo import cli
+from neuroevo.bench import bbob as B
+
+FIDS, INSTANCES, DIM = (1, 2, 8), (1, 2), 2
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bbob") / "cma_es"
+    result = B.bbob_campaign(
+        "cma_es", (DIM,), INSTANCES, FIDS, budget_multiplier=200, out=out, seed=0, progress=False
+    )
+    return result, out
+
+
+def test_files_written(campaign):
+    result, out = campaign
+    r = result.dimensions[DIM]
+    assert r.final_evals.max() <= 400 and r.final_evals.min() > 0
+    assert np.isfinite(r.hit_evals[r.fids == 1, -1]).all()  # the sphere reaches 1e-8
+    for fid in FIDS:
+        info = (out / f"bbobexp_f{fid}.info").read_text().splitlines()
+        assert info[0].startswith(f"suite = 'bbob', funcId = {fid}, DIM = {DIM}")
+        assert info[2].startswith(f"data_f{fid}/bbobexp_f{fid}_DIM{DIM}.dat, 1:")
+        for ext in ("dat", "tdat"):
+            text = (out / f"data_f{fid}/bbobexp_f{fid}_DIM{DIM}.{ext}").read_text()
+            assert text.count("% f evaluations") == len(INSTANCES)
+    for name in (f"ert_d{DIM}.md", f"ert_d{DIM}.csv", f"ecdf_d{DIM}.png", "campaign.json"):
+        assert (out / name).stat().st_size > 0
+
+
+def test_hits_agree_with_trace(campaign):
+    """Two on-device records computed independently: level crossings (argmax) and the
+    best-so-far at the .tdat evaluation counts (cummin); and the crossings as evaluated."""
+    r = campaign[0].dimensions[DIM]
+    for p in range(len(r.fids)):
+        for k, e in enumerate(r.tdat_evals):
+            if e > r.final_evals[p]:
+                continue
+            reached = r.tdat_best[p, k] <= B.LEVELS
+            np.testing.assert_array_equal(reached, r.hit_evals[p] <= e)
+        hit = np.isfinite(r.hit_evals[p])
+        assert (r.hit_delta[p, hit] <= B.LEVELS[hit]).all()
+        assert (np.diff(r.hit_evals[p, hit]) >= 0).all()
+        if r.final_evals[p] in r.tdat_evals:
+            assert r.tdat_best[p, list(r.tdat_evals).index(r.final_evals[p])] == r.best_delta[p]
+
+
+def test_cocopp_reads_and_processes(campaign, tmp_path):
+    cocopp = pytest.importorskip("cocopp")
+    result, out = campaign
+    r = result.dimensions[DIM]
+    # cocopp's reader: evaluations to the targets equal ours, run by run
+    dsl = cocopp.load(str(out))
+    assert len(dsl) == len(FIDS)
+    for ds in dsl:
+        rows = np.flatnonzero(r.fids == ds.funcId)
+        assert sorted(ds.instancenumbers) == list(INSTANCES)
+        targets = [1e1, 1e-1, 1e-3, 1e-8]
+        got = ds.detEvals(targets)
+        for t, evals in zip(targets, got, strict=True):
+            j = int(np.argmin(np.abs(B.LEVELS - t)))
+            order = np.argsort(r.instances[rows])
+            mine = r.hit_evals[rows[order], j]
+            np.testing.assert_array_equal(np.nan_to_num(np.asarray(evals, float), nan=np.inf), mine)
+    cocopp.main(f"--no-svg -o {tmp_path / 'pp'} {out}")
+    pages = list((tmp_path / "pp").rglob("*.html"))
+    assert any(p.name == "index.html" for p in pages) and len(pages) > 3
+
+
+def test_ert_hand_example():
+    # three runs: hit at 100 and 300; the third ends unsuccessful after 1000
+    assert B.ert([100, 300, np.inf], [150, 400, 1000]) == pytest.approx((100 + 300 + 1000) / 2)
+    assert B.ert([np.inf, np.inf], [10, 20]) == math.inf
+    assert B.ert([5], [5]) == 5.0
+
+
+def test_ert_table_matches_definition(campaign):
+    r = campaign[0].dimensions[DIM]
+    table = r.ert_table()
+    for fid, row in table.items():
+        m = r.fids == fid
+        j = int(np.argmin(np.abs(B.LEVELS - 1e-2)))
+        hits = r.hit_evals[m, j]
+        expected = (
+            np.where(np.isfinite(hits), hits, r.final_evals[m]).sum() / np.isfinite(hits).sum()
+            if np.isfinite(hits).any()
+            else math.inf
+        )
+        assert row[3] == pytest.approx(expected)
+
+
+def test_parse_range():
+    assert B.parse_range("1-3,5") == [1, 2, 3, 5]
+    assert B.parse_range("2") == [2]
+    for bad in ("1-", "a", "3-1", ""):
+        with pytest.raises(ValueError):
+            B.parse_range(bad)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--strategy", "nope"], "unknown strategy"),
+        (["--dimensions", "1"], "dimension"),
+        (["--instances", "0"], "instance"),
+        (["--functions", "25"], "function id"),
+        (["--instances", "1-x"], "bad instance range"),
+    ],
+)
+def test_cli_bad_input(argv, message, tmp_path, capsys):
+    assert cli.main(["bench", "bbob", "--out", str(tmp_path), *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_plot_several(campaign, tmp_path):
+    _, out = campaign
+    paths = B.plot_ecdf([out, out], tmp_path / "ecdf.png")
+    assert [p.name for p in paths] == [f"ecdf_d{DIM}.png"] and paths[0].stat().st_size > 0
