@@ -34,8 +34,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -185,7 +187,8 @@ def _build_strategy(name, dim, budget, hp):
     return strategies.make(name, **hp), hp
 
 
-def _run_dimension(name, dim, fids, instances, budget, seed, hp, progress, block):
+def _prepare(name, dim, fids, instances, budget, seed, hp, block):
+    """Build and compile the program of one dimension; returns ``run(progress) -> DimensionResult``."""
     funcs = [[function(f, dim, i) for i in instances] for f in fids]
     n_inst = len(instances)
     P = len(fids) * n_inst
@@ -223,11 +226,12 @@ def _run_dimension(name, dim, fids, instances, budget, seed, hp, progress, block
         idx = jnp.arange(cap)
         counted = idx[None, :] < n[:, None]
         d_c = jnp.where(counted, delta, jnp.inf)
-        cum = jnp.minimum(jax.lax.cummin(d_c, axis=1), best[:, None])
-        # first crossing of each level: evaluation number and value
-        below = d_c[:, :, None] <= levels[None, None, :]  # (P, cap, L)
-        anyb = below.any(axis=1)
-        firsti = jnp.argmax(below, axis=1)
+        run_min = jax.lax.cummin(d_c, axis=1)  # nonincreasing along the members
+        cum = jnp.minimum(run_min, best[:, None])
+        # first crossing of each level: the number of members whose running min is above it
+        firsti = jax.vmap(lambda r: jnp.searchsorted(-r, -levels, side="left"))(run_min)
+        anyb = firsti < cap
+        firsti = jnp.minimum(firsti, cap - 1)
         newhit = anyb & ~jnp.isfinite(he)
         he = jnp.where(newhit, (ev[:, None] + firsti + 1).astype(he.dtype), he)
         hd = jnp.where(newhit, jnp.take_along_axis(d_c, firsti, axis=1), hd)
@@ -263,7 +267,7 @@ def _run_dimension(name, dim, fids, instances, budget, seed, hp, progress, block
     t0 = time.perf_counter()
     st = init(key)
     L, K = len(LEVELS), len(tdat_e)
-    carry = (
+    carry0 = (
         st,
         jax.random.fold_in(key, 1),
         jnp.zeros((), jnp.int32),
@@ -275,14 +279,28 @@ def _run_dimension(name, dim, fids, instances, budget, seed, hp, progress, block
         jnp.full((P, K), jnp.nan),
         jnp.zeros((P,), bool),
     )
+    compiled = run_block.lower(carry0, consts).compile()
+    compile_seconds = time.perf_counter() - t0
+
+    def run(progress):
+        meta = (dim, P, fids, instances, n_inst, fopt, budget, tdat_e, compile_seconds)
+        return _loop(compiled, carry0, consts, progress, *meta)
+
+    return run
+
+
+def _loop(
+    compiled, carry, consts, progress, dim, P, fids, instances, n_inst, fopt, budget, tdat_e, compile_s
+):
+    t0 = time.perf_counter()
     while True:
-        carry = run_block(carry, consts)
+        carry = compiled(carry, consts)
         done = np.asarray(carry[-1])
         if progress is not None:
             progress(dim, int(carry[2]), int(done.sum()), P, int(np.asarray(carry[3]).sum()))
         if done.all():
             break
-    seconds = time.perf_counter() - t0
+    seconds = time.perf_counter() - t0 + compile_s
     _, _, gen, ev, best, first, he, hd, tb, _ = jax.device_get(carry)
     return DimensionResult(
         dimension=dim,
@@ -335,12 +353,18 @@ def bbob_campaign(
     if not budget_multiplier > 0:
         raise ValueError(f"budget_multiplier must be > 0, got {budget_multiplier!r}")
     result = CampaignResult(strategy=strategy, out=Path(out) if out is not None else None)
-    with jax.enable_x64(True), _Progress(progress, dimensions) as bar:
-        for dim in dimensions:
-            budget = max(1, int(budget_multiplier * dim))
-            result.dimensions[dim] = _run_dimension(
-                strategy, dim, functions, instances, budget, seed, hyperparameters, bar.update, block
-            )
+    with jax.enable_x64(True):
+        # compile every dimension's program at once (XLA compiles on several cores), then run them
+        def prepare(dim):
+            with jax.enable_x64(True):
+                budget = max(1, int(budget_multiplier * dim))
+                return _prepare(strategy, dim, functions, instances, budget, seed, hyperparameters, block)
+
+        with ThreadPoolExecutor(max_workers=min(len(dimensions), os.cpu_count() or 1)) as pool:
+            runners = list(pool.map(prepare, dimensions))
+        with _Progress(progress, dimensions) as bar:
+            for dim, run in zip(dimensions, runners, strict=True):
+                result.dimensions[dim] = run(bar.update)
     if out is not None:
         write(result, out, hyperparameters)
     return result
