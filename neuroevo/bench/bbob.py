@@ -17,8 +17,11 @@ at which a target is first hit is exact. A problem ends when ``f - fopt <=
 strategy stops (CMA-ES: a run terminated and no restart is left). CMA-ES and
 sep-CMA-ES restart with ``restarts="ipop"`` (default; ``"bipop"`` possible)
 from a uniform point of ``[-4, 4]^d``; ``max_restarts`` defaults to the largest
-``k`` with ``popsize * 2**k * 20 <= budget`` (the population capacity is
-evaluated every generation). Other strategies run until the budget.
+``k`` with ``popsize * 2**k * 50 <= budget`` (the static population capacity
+is ``popsize * 2**k``); when a problem's strategy stops (no restart left) with
+budget left, it begins again from a fresh state (the first popsize, a new
+uniform x0), so every problem runs until its target or budget. Other
+strategies run until the budget.
 
 Files written to ``out``:
 - COCO's observer format (``bbobexp_f<F>.info``, ``data_f<F>/bbobexp_f<F>_DIM<D>.dat``
@@ -167,8 +170,8 @@ def _default_popsize(dim: int) -> int:
 
 
 def default_max_restarts(budget: int, base: int) -> int:
-    """The largest k <= 9 with ``base * 2**k * 20 <= budget`` (0 if none)."""
-    return max(0, min(9, int(math.floor(math.log2(max(budget / (20 * base), 1))))))
+    """The largest k <= 9 with ``base * 2**k * 50 <= budget`` (0 if none)."""
+    return max(0, min(9, int(math.floor(math.log2(max(budget / (50 * base), 1))))))
 
 
 def _build_strategy(name, dim, budget, hp):
@@ -259,8 +262,14 @@ def _prepare(name, dim, fids, instances, budget, seed, hp, block):
         ev = ev + n
         fitness = jnp.where(idx[None, :] < lam[:, None], -delta, -jnp.inf)
         st = jax.vmap(strategy.tell)(jax.random.split(k_tell, P), st, geno, fitness)
-        stopped = getattr(st, "stop", jnp.zeros((P,), bool))
-        done = done | (ev >= budget) | (best <= PRECISION) | stopped
+        done = done | (ev >= budget) | (best <= PRECISION)
+        stopped = getattr(st, "stop", None)
+        if stopped is not None:  # no restart left but budget left: begin again from a fresh state
+            fresh = init(jax.random.fold_in(k_tell, 1))
+            again = stopped & ~done
+            st = jax.tree_util.tree_map(
+                lambda a, b: jnp.where(again.reshape(again.shape + (1,) * (a.ndim - 1)), a, b), fresh, st
+            )
         return (st, key, gen + 1, ev, best, first, he, hd, tb, done)
 
     @jax.jit
@@ -272,7 +281,6 @@ def _prepare(name, dim, fids, instances, budget, seed, hp, block):
 
         return jax.lax.while_loop(cond, lambda c: generation(c, consts), carry)
 
-    @jax.jit
     def init(key):
         k0, k1 = jax.random.split(key)
         x0 = jax.random.uniform(k0, (P, dim), jnp.float64, -4.0, 4.0)
@@ -280,7 +288,7 @@ def _prepare(name, dim, fids, instances, budget, seed, hp, block):
 
     key = jax.random.fold_in(jax.random.key(seed), dim)
     t0 = time.perf_counter()
-    st = init(key)
+    st = jax.jit(init)(key)
     L, K = len(LEVELS), len(tdat_e)
     carry0 = (
         st,
