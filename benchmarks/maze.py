@@ -1,0 +1,116 @@
+"""The deception is real and novelty beats it: reward-only ES vs novelty search on the hard maze.
+
+``ne.tasks.maze()`` (Lehman & Stanley's hard maze; fitness -distance to the goal
+at the end, descriptor the final (x, y)). Each strategy runs ``--seeds`` seeds
+vmapped into one compiled program, with the same budget of evaluations
+(popsize x generations). A seed succeeds when some member ended within 5% of
+the maze's size of the goal (``best_fitness > -0.05 * size``). Targets (issue 6):
+``openai_es`` succeeds on at most 2 of 10 seeds; ``ns_ga`` and the better of
+``ns_es``/``nsr_es`` on at least 8 of 10. Saves a PNG per strategy of every seed's
+archive (final positions) or, for ``openai_es``, its last population, under
+``--out``. Exits non-zero if a target is missed; the last line is the headline.
+
+    python -m benchmarks.maze [--seeds 10] [--popsize 50] [--generations 1200] [--strategies openai_es,ns_es,ns_ga]
+        [--hidden ''] [--out benchmarks/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import neuroevo as ne
+from benchmarks.common import machine
+from neuroevo.tasks import maze_module
+
+# Settings per strategy (the budget, popsize x generations, is common).
+CONFIGS = {
+    "openai_es": dict(sigma=0.5, learning_rate=0.1),
+    "ns_es": dict(sigma=0.5, learning_rate=0.1, meta_population=3),
+    "nsr_es": dict(sigma=0.5, learning_rate=0.1, meta_population=3),
+    "ns_ga": dict(sigma=0.5),
+}
+
+
+def runs(name: str, popsize: int, generations: int, seeds: int, hidden: tuple[int, ...]):
+    """(best distance to the goal[seeds], final positions[seeds, n, 2]) of ``seeds`` vmapped runs."""
+    task = ne.tasks.maze(hidden=hidden)
+    hp = dict(CONFIGS[name])
+    if ne.strategies.needs_descriptors(name):
+        hp["archive_capacity"] = 2 * generations + 8  # holds every entry a run adds
+    strategy = ne.strategies.make(name, popsize=popsize, **hp)
+    step = ne.engine.make_step(strategy, task)
+
+    @jax.jit
+    def run(key):
+        k_x0, k_init, k_loop = jax.random.split(key, 3)
+        x0 = task.init_solution(k_x0)
+        carry = (strategy.init(k_init, x0), ())
+        (state, _), _ = jax.lax.scan(step, carry, jax.random.split(k_loop, generations))
+        if hasattr(state, "archive"):
+            positions = jnp.where(state.archive.valid[:, None], state.archive.data, jnp.nan)
+        else:  # reward only: where the last population ended
+            genotypes, _ = strategy.ask(jax.random.key(0), state)
+            positions = task.evaluate(key, (), ne.population(strategy, state, genotypes))[0].descriptor
+        return -state.best_fitness, positions
+
+    distance, positions = jax.vmap(run)(jax.random.split(jax.random.key(0), seeds))
+    return np.asarray(distance), np.asarray(positions)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--popsize", type=int, default=50)
+    p.add_argument("--generations", type=int, default=1200)
+    p.add_argument("--hidden", type=str, default="", help="hidden widths, comma-separated ('' = linear)")
+    p.add_argument("--strategies", type=str, default="openai_es,ns_es,ns_ga")
+    p.add_argument("--out", type=str, default="benchmarks/results")
+    a = p.parse_args(argv)
+    hidden = tuple(int(h) for h in a.hidden.split(",") if h)
+    threshold = 0.05 * maze_module.SIZE
+    print(f"machine: {machine()}")
+    print(
+        f"workload: hard maze, policy MLP hidden={hidden} (tanh), 400 steps; popsize {a.popsize} x "
+        f"{a.generations} generations = {a.popsize * a.generations} evaluations per seed, {a.seeds} seeds; "
+        f"success: distance < {threshold:.2f} (5% of {maze_module.SIZE:.0f})"
+    )
+    os.makedirs(a.out, exist_ok=True)
+    wins = {}
+    for name in a.strategies.split(","):
+        t = time.perf_counter()
+        distance, positions = runs(name, a.popsize, a.generations, a.seeds, hidden)
+        seconds = time.perf_counter() - t
+        wins[name] = int(np.sum(distance < threshold))
+        path = os.path.join(a.out, f"maze_{name}.png")
+        what = "archives" if ne.strategies.needs_descriptors(name) else "last populations"
+        maze_module.plot(
+            positions, path, title=f"{name}: {what}, {a.seeds} seeds ({wins[name]} reach the goal)"
+        )
+        dists = " ".join(f"{d:.1f}" for d in distance)
+        print(
+            f"{name:10s} reached the goal in {wins[name]}/{a.seeds} seeds ({seconds:.0f} s); "
+            f"best distance per seed: {dists}; plot {path}"
+        )
+    targets = [wins.get("openai_es", 0) <= 0.2 * a.seeds]
+    if "ns_ga" in wins:
+        targets.append(wins["ns_ga"] >= 0.8 * a.seeds)
+    es = max(wins.get("ns_es", 0), wins.get("nsr_es", 0))
+    if "ns_es" in wins or "nsr_es" in wins:
+        targets.append(es >= 0.8 * a.seeds)
+    print(
+        f"reached the goal (of {a.seeds} seeds): "
+        + ", ".join(f"{n} {w}" for n, w in wins.items())
+        + ("  -- targets met" if all(targets) else "  -- TARGET MISSED")
+    )
+    return 0 if all(targets) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
