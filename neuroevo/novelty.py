@@ -25,6 +25,7 @@ O(query_chunk * point_chunk * dim + queries * k): a 100k-entry archive against a
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -107,6 +108,7 @@ def _pad(x: jax.Array, multiple: int, value) -> jax.Array:
     return jnp.concatenate([x, jnp.full((extra,) + x.shape[1:], value, x.dtype)])
 
 
+@partial(jax.jit, static_argnames=("k", "query_chunk", "point_chunk", "budget_bytes"))
 def knn_distances(
     queries: jax.Array,
     points: jax.Array,
