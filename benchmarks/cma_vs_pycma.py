@@ -46,11 +46,11 @@ def problems(functions, instances):
     return [cocoex.BareProblem("bbob", f, DIM, i) for f in functions for i in instances]
 
 
-def run_ours(probs, budget, dtype, restarts, seed=0):
+def run_ours(probs, budget, dtype, restarts, seed=0, **hyperparameters):
     """Every problem at once: returns (evaluations to target or nan, any NaN in a state, seconds)."""
     t0 = time.perf_counter()
     box = (-4.0, 4.0) if restarts else None
-    strategy = cma_es(sigma=2.0, restarts=restarts, restart_box=box)
+    strategy = cma_es(sigma=2.0, restarts=restarts, restart_box=box, **hyperparameters)
     n = len(probs)
     fopt = np.array([p.best_value() for p in probs])
     keys = jax.random.split(jax.random.key(seed), n)

@@ -10,8 +10,8 @@ the maze's size of the goal (``best_fitness > -0.05 * size``). Targets (issue 6)
 archive (final positions) or, for ``openai_es``, its last population, under
 ``--out``. Exits non-zero if a target is missed; the last line is the headline.
 
-    python -m benchmarks.maze [--seeds 10] [--popsize 50] [--generations 1200] [--strategies openai_es,ns_es,ns_ga]
-        [--hidden ''] [--out benchmarks/results]
+    python -m benchmarks.maze [--seeds 10] [--popsize 50] [--generations 1200]
+        [--strategies openai_es,ns_es,ns_ga] [--hidden ''] [--out benchmarks/results]
 """
 
 from __future__ import annotations

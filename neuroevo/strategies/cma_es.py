@@ -28,6 +28,11 @@ each a boolean in ``state.termination``): ``tolfun``, ``tolfunhist``,
 update that would have produced a non-finite state is refused) and
 ``bipop_budget`` (a small-population BIPOP run has spent its budget).
 
+Genotypes are :class:`CMAGenotype` s: the dense point ``x`` (``decode``
+unravels it) and the ``z`` it was sampled from. ``tell`` adapts on ``z``:
+recomputing ``(x - m) / sigma`` would feed float32 rounding, amplified by
+C^{-1/2} along short axes, into the step-size path.
+
 **Restarts are state transitions.** With ``restarts="ipop"`` a terminated
 run restarts with twice the population; with ``"bipop"`` it alternates
 between that large regime and small-population runs with a random smaller
