@@ -239,7 +239,7 @@ def cma_es(
         eig = jnp.maximum(eig, jnp.max(eig) * eps**2)
         return C, B, jnp.sqrt(eig)
 
-    def fresh_run(dim, capacity, hist, dtype, mean, sigma_run, lam) -> dict:
+    def fresh_run(dim, hist, dtype, mean, sigma_run, lam) -> dict:
         """The fields a (re)start resets."""
         C = jnp.ones((dim,), dtype) if separable else jnp.eye(dim, dtype=dtype)
         return dict(
@@ -267,7 +267,7 @@ def cma_es(
         flat, unravel = S.check_x0(x0)
         dim, dtype = flat.shape[0], flat.dtype
         base, capacity, hist = sizes(dim)
-        run = fresh_run(dim, capacity, hist, dtype, flat, sigma, base)
+        run = fresh_run(dim, hist, dtype, flat, sigma, base)
         mean = unravel(run.pop("mean_flat"))
         zero = jnp.zeros((), jnp.int32)
         return CMAState(
@@ -405,7 +405,7 @@ def cma_es(
             jnp.array([jnp.all(jnp.isfinite(v)) for v in (mean, sigma_new, C, B, D, p_sigma, p_c)])
         )
         finite &= (sigma_new > 0) & jnp.all(D > 0)
-        term = criteria(state, proposal, f_sorted, lam, finite, dim, dtype, base)
+        term = criteria(state, proposal, f_sorted, lam, finite, dim, dtype)
 
         # The new run: keep it, freeze it (stopped), or restart.
         current = {k: getattr(state, k) for k in proposal if k != "mean_flat"}
@@ -451,7 +451,7 @@ def cma_es(
         if restarts is None:
             continued["stop"] = state.stop | terminated
             return _state(continued, common, state)
-        restarted = restart(key, state, terminated, kept_term, dim, dtype, base, hist, capacity)
+        restarted = restart(key, state, kept_term, dim, dtype, base, hist, capacity)
         chosen = jax.tree_util.tree_map(lambda a, b: jnp.where(terminated, a, b), restarted, continued)
         return _state(chosen, common, state)
 
@@ -460,7 +460,7 @@ def cma_es(
         mean = S.unravel_like(state.mean)(fields.pop("mean_flat"))
         return CMAState(mean=mean, **fields, **common)
 
-    def criteria(state, new, f_sorted, lam, finite, dim, dtype, base) -> Termination:
+    def criteria(state, new, f_sorted, lam, finite, dim, dtype) -> Termination:
         """pycma's termination criteria on the proposed state (one boolean each)."""
         t = new["run_generation"]
         hist = state.f_best_hist.shape[0]
@@ -542,7 +542,7 @@ def cma_es(
             bipop_budget=bipop_budget_,
         )
 
-    def restart(key, state, terminated, term, dim, dtype, base, hist, capacity) -> dict:
+    def restart(key, state, term, dim, dtype, base, hist, capacity) -> dict:
         """The state a terminated run restarts from (IPOP or BIPOP); stop if none is left."""
         k_mean, k_u = jax.random.split(key)
         if restart_box is None:
@@ -572,7 +572,7 @@ def cma_es(
         sigma_run = jnp.where(
             go_large, jnp.asarray(sigma, dtype), jnp.asarray(sigma, dtype) * 10.0 ** (-2 * u)
         )
-        run = fresh_run(dim, capacity, hist, dtype, mean, sigma_run, lam)
+        run = fresh_run(dim, hist, dtype, mean, sigma_run, lam)
         fields = dict(
             **run,
             termination=term,
