@@ -5,7 +5,7 @@ a run is one compiled program that can be vmapped over seeds and sweeps.
 """
 
 from neuroevo import bbob, bench, nn, rl, strategies, tasks
-from neuroevo.engine import RunResult, evaluate_population, evolve, run
+from neuroevo.engine import RunResult, distributed, evaluate_population, evolve, run
 from neuroevo.rl import train
 from neuroevo.strategy import Strategy, population
 
@@ -16,6 +16,7 @@ __all__ = [
     "Strategy",
     "bbob",
     "bench",
+    "distributed",
     "evaluate_population",
     "evolve",
     "nn",

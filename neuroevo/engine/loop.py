@@ -8,6 +8,7 @@ run continues bit-for-bit, whatever the block boundaries.
 
 from __future__ import annotations
 
+import functools
 import signal
 import threading
 import time
@@ -19,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from neuroevo import strategy as S
+from neuroevo.engine import distributed as D
 from neuroevo.strategy import Strategy
 from neuroevo.tasks.base import Evaluation, Task
 
@@ -33,22 +35,26 @@ def evaluate_population(
     task_state: Any,
     genotypes: Any,
     chunk_size: int | None = None,
+    mesh: jax.sharding.Mesh | None = None,
 ) -> tuple[Evaluation, Any]:
     """Decode and evaluate ``genotypes`` ``chunk_size`` members at a time.
 
     Within a chunk members are decoded with ``vmap``; chunks follow one another
     in a ``lax.scan``, so at most one chunk of dense solutions exists at once.
     ``chunk_size`` is an upper bound: the largest divisor of the population
-    size not above it is used.
+    size not above it is used. With a ``mesh`` each chunk's members are split
+    over its devices.
     """
     n = S.population_size(genotypes)
     c = S.chunk_length(n, chunk_size)
+    decode = lambda g: D.shard_population(S.population(strategy, state, g), mesh)
     if c == n:
-        return task.evaluate(key, task_state, S.population(strategy, state, genotypes))
+        return task.evaluate(key, task_state, decode(genotypes))
     chunks = jax.tree_util.tree_map(lambda x: x.reshape((n // c, c) + x.shape[1:]), genotypes)
+    chunks = D.shard_population(chunks, mesh, axis=1)
 
     def body(ts, g):
-        evaluation, ts = task.evaluate(key, ts, S.population(strategy, state, g))
+        evaluation, ts = task.evaluate(key, ts, decode(g))
         return ts, evaluation
 
     task_state, evaluation = jax.lax.scan(body, task_state, chunks)
@@ -61,18 +67,26 @@ def check_evaluation(evaluation: Evaluation, n: int) -> None:
     S.check_fitness(evaluation.fitness, n, "task fitness")
 
 
-def make_step(strategy: Strategy, task: Task, chunk_size: int | None = None):
-    """``step(carry, key) -> (carry, metrics)`` for one generation; carry = (state, task_state)."""
+def make_step(
+    strategy: Strategy, task: Task, chunk_size: int | None = None, mesh: jax.sharding.Mesh | None = None
+):
+    """``step(carry, key) -> (carry, metrics)`` for one generation; carry = (state, task_state).
+
+    With a ``mesh`` the population axis (genotypes, solutions, fitness) is split
+    over its devices and the carry is replicated.
+    """
 
     def step(carry, key):
         state, task_state = carry
         k_ask, k_eval, k_tell = jax.random.split(key, 3)
         genotypes, state = strategy.ask(k_ask, state)
+        genotypes = D.shard_population(genotypes, mesh)
         evaluation, task_state = evaluate_population(
-            strategy, task, k_eval, state, task_state, genotypes, chunk_size
+            strategy, task, k_eval, state, task_state, genotypes, chunk_size, mesh
         )
         check_evaluation(evaluation, S.population_size(genotypes))
         state = strategy.tell(k_tell, state, genotypes, evaluation.fitness, evaluation.descriptor)
+        state, task_state = D.replicate((state, task_state), mesh)
         fitness = S.sanitize(evaluation.fitness)
         finite = jnp.isfinite(fitness)
         metrics = {
@@ -115,6 +129,7 @@ def run(
     checkpoint_every: int = 1,
     callbacks: Sequence[Callable[[int, Any, dict], None]] = (),
     progress: bool = False,
+    mesh: jax.sharding.Mesh | None = None,
 ) -> RunResult:
     """Like :func:`evolve`, returning the task state and timings as well."""
     from neuroevo.engine import checkpoint as ckpt
@@ -125,7 +140,14 @@ def run(
     if block < 1:
         raise ValueError(f"log_every must be >= 1, got {log_every}")
     k_init, k_task, k_loop = jax.random.split(key, 3)
-    carry = jax.jit(lambda: (strategy.init(k_init, x0), task.init(k_task)))()
+    init = lambda: (strategy.init(k_init, x0), task.init(k_task))
+    if mesh is not None:
+        check_mesh(strategy, jax.eval_shape(init)[0], mesh, chunk_size)
+    # With a mesh the carry lives replicated on all its devices (of every process).
+    out_whole = {} if mesh is None else dict(out_shardings=D.replicated(mesh))
+    in_out_whole = {} if mesh is None else dict(out_whole, in_shardings=D.replicated(mesh))
+    carry = jax.jit(init, **out_whole)()
+    main = D.is_main_process()  # only process 0 logs (callbacks, progress bar)
     history: dict[str, list] = {}
     done = 0
     manager = None
@@ -134,9 +156,9 @@ def run(
         restored = manager.restore_latest(carry, jax.random.key_data(key))
         if restored is not None:
             carry, done, history = restored
-    step = make_step(strategy, task, chunk_size)
+    step = make_step(strategy, task, chunk_size, mesh)
 
-    @jax.jit
+    @functools.partial(jax.jit, **in_out_whole)
     def run_block(carry, start, stop):
         def body(c, i):
             g = start + i
@@ -153,7 +175,7 @@ def run(
 
     metric_shapes = jax.eval_shape(step, carry, k_loop)[1]
     saved = done
-    bar = _Progress(generations, done) if progress else None
+    bar = _Progress(generations, done) if progress and main else None
     t0 = time.perf_counter()
     # The last generation whose results every callback has seen: what Ctrl-C saves.
     safe = (carry, done, {k: len(v) for k, v in history.items()})
@@ -168,7 +190,7 @@ def run(
                     history.setdefault(name, []).extend(values.tolist())
                 # Callbacks (e.g. metric files) first, checkpoint second: a run killed in
                 # between resumes from the previous checkpoint and rewrites those rows.
-                for callback in callbacks:
+                for callback in callbacks if main else ():
                     callback(done, carry[0], metrics)
                 if manager is not None and (done - saved >= checkpoint_every or done == generations):
                     manager.save(done, carry, history, jax.random.key_data(key))
@@ -194,6 +216,16 @@ def run(
     return RunResult(carry[0], carry[1], hist, done, time.perf_counter() - t0)
 
 
+def check_mesh(strategy: Strategy, state: Any, mesh: jax.sharding.Mesh, chunk_size: int | None) -> None:
+    """Raise ``ValueError`` (before compiling) unless the population splits evenly over ``mesh``."""
+    genotypes, _ = jax.eval_shape(strategy.ask, jax.random.key(0), state)
+    n = S.population_size(genotypes)
+    D.check_divisible(n, mesh)
+    c = S.chunk_length(n, chunk_size)
+    if c != n:
+        D.check_divisible(c, mesh, "chunk size")
+
+
 def evolve(
     key: jax.Array,
     strategy: Strategy,
@@ -207,6 +239,7 @@ def evolve(
     checkpoint_every: int = 1,
     callbacks: Sequence[Callable[[int, Any, dict], None]] = (),
     progress: bool = False,
+    mesh: jax.sharding.Mesh | None = None,
 ) -> tuple[Any, dict[str, np.ndarray]]:
     """Run ``strategy`` on ``task`` from ``x0`` for ``generations``; return ``(state, history)``.
 
@@ -218,6 +251,10 @@ def evolve(
         the end; if the directory already holds one of this run, continue from it.
       callbacks: ``fn(generation, state, block_metrics)`` called on the host after each block.
       progress: draw a progress bar (rich).
+      mesh: split the population axis (genotypes, solutions, fitness) over this
+        mesh's devices (``ne.distributed.mesh()``); the strategy state stays
+        replicated. The population size must be a multiple of the device count.
+        With several processes only process 0 runs ``callbacks`` and the progress bar.
     ``history`` maps each metric (``best``, ``generation_best``, ``mean`` and the
     task's metrics, averaged over the population, or summed for those named in
     ``task.info["total_metrics"]``, e.g. ``env_steps``) to a per-generation array;
@@ -236,6 +273,7 @@ def evolve(
         checkpoint_every=checkpoint_every,
         callbacks=callbacks,
         progress=progress,
+        mesh=mesh,
     )
     return result.state, result.history
 
