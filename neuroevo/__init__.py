@@ -6,6 +6,7 @@ a run is one compiled program that can be vmapped over seeds and sweeps.
 
 from neuroevo import bbob, bench, nn, rl, strategies, tasks
 from neuroevo.engine import RunResult, distributed, evaluate_population, evolve, run
+from neuroevo.engine.sweep import SweepResult, sweep
 from neuroevo.rl import train
 from neuroevo.strategy import Strategy, population
 
@@ -14,6 +15,7 @@ __version__ = "0.1.0"
 __all__ = [
     "RunResult",
     "Strategy",
+    "SweepResult",
     "bbob",
     "bench",
     "distributed",
@@ -24,6 +26,7 @@ __all__ = [
     "rl",
     "run",
     "strategies",
+    "sweep",
     "tasks",
     "train",
 ]

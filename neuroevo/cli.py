@@ -4,6 +4,7 @@ neuroevo train --env CartPole-v1 --out runs/cartpole        # or: --config run.t
 neuroevo train --resume runs/cartpole                       # continue, bit for bit
 neuroevo eval runs/cartpole --episodes 20 --gif cartpole.gif
 neuroevo strategies
+neuroevo sweep sweep.toml --out runs/sweep                  # configs x seeds, one compiled program
 neuroevo bench bbob --strategy cma_es --dimensions 2,3,5 --instances 1-15 --budget-multiplier 1000 --out bbob/
 neuroevo bench plot bbob/cma_es bbob/snes --out ecdf.png
 """
@@ -104,6 +105,19 @@ def bench_plot(args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
+def sweep(args: argparse.Namespace) -> None:
+    from neuroevo.engine import sweep as W
+
+    result = W.sweep_file(args.config, args.out)
+    config, score = W.best_config(result)
+    print(
+        f"{len(result.configs)} configs x {len(result.keys)} seeds in {result.seconds:.1f} s "
+        f"({result.compilations} compilation)"
+    )
+    print(f"best config: {W.label(config)} (final best fitness {score:.4g}, mean over seeds)")
+    print(f"wrote {args.out}/sweep.csv and {args.out}/sweep.png")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neuroevo", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -139,6 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=None, help="default: the run's (reproduces its summary)")
     e.add_argument("--gif", default=None, metavar="PATH", help="draw one episode to this GIF")
     e.set_defaults(func=evaluate)
+    w = sub.add_parser(
+        "sweep",
+        help="run configs x seeds as one compiled program; write sweep.csv and sweep.png",
+        description="CONFIG holds train settings plus seeds and a [grid] or [samples] table.",
+    )
+    w.add_argument("config", metavar="CONFIG", help="a TOML or YAML file")
+    w.add_argument("--out", required=True, help="output directory")
+    w.set_defaults(func=sweep)
     s = sub.add_parser("strategies", help="list the registered strategies and their hyperparameters")
     s.set_defaults(func=_list_strategies)
     b = sub.add_parser("bench", help="benchmark campaigns (bbob)").add_subparsers(dest="bench", required=True)

@@ -9,7 +9,14 @@ import os
 import subprocess
 import sys
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
+
+import neuroevo as ne
+from neuroevo import cli
+from neuroevo.engine import sweep as sweep_module
 
 SHARDED = r"""
 import json
@@ -75,6 +82,14 @@ step = jax.jit(make_step(strategy, task, mesh=mesh))
 hlo = step.lower((state, ()), jax.random.key(0)).compile().as_text()
 out["per_device_members"] = "f32[2,6]" in hlo
 
+# A sweep's config x seed members split over the devices: the same curves.
+make = lambda sigma, learning_rate: ne.strategies.openai_es(16, sigma=sigma, learning_rate=learning_rate)
+grid = {"sigma": [0.05, 0.2], "learning_rate": [0.01, 0.1]}
+plain = ne.sweep(jax.random.key(0), make, task, x0, grid=grid, seeds=2, generations=3)
+split = ne.sweep(jax.random.key(0), make, task, x0, grid=grid, seeds=2, generations=3, mesh=mesh)
+out["sweep_rel"] = rel(plain.curves, split.curves)
+out["sweep_sharding"] = len(split.states.mean.sharding.device_set)
+
 try:
     ne.evolve(jax.random.key(0), ne.strategies.make("ga", popsize=12), task, x0, 2, mesh=mesh)
     out["indivisible"] = None
@@ -84,32 +99,105 @@ print("RESULT", json.dumps(out))
 """
 
 
-@pytest.fixture(scope="module")
-def sharded():
+def test_eight_devices():
+    """All 8-device checks in one test: one subprocess, even under pytest-xdist."""
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
     proc = subprocess.run(
-        [sys.executable, "-c", SHARDED], env=env, capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", SHARDED], env=env, capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")][-1]
-    return json.loads(line[len("RESULT ") :])
+    out = json.loads(line[len("RESULT ") :])
+    assert out["devices"] == 8
 
+    # A sharded run gives the unsharded run's best fitness and final mean.
+    for name in ("openai_es", "ga", "cma_es", "ns_es"):
+        r = out[name]
+        assert r["best"][1] == pytest.approx(r["best"][0], rel=1e-6), name
+        assert r["mean_rel"] <= 1e-6, name
+        assert r["history_rel"] <= 1e-6, name
 
-@pytest.mark.parametrize("name", ["openai_es", "ga", "cma_es", "ns_es"])
-def test_sharded_run_equals_unsharded(sharded, name):
-    assert sharded["devices"] == 8
-    r = sharded[name]
-    assert r["best"][1] == pytest.approx(r["best"][0], rel=1e-6)
-    assert r["mean_rel"] <= 1e-6
-    assert r["history_rel"] <= 1e-6
-
-
-def test_population_is_split_over_the_devices(sharded):
-    for spec, devices, members in (sharded["genotype_sharding"], sharded["fitness_sharding"]):
+    # The population is split over the devices.
+    for spec, devices, members in (out["genotype_sharding"], out["fitness_sharding"]):
         assert "pop" in spec and devices == 8 and members == 16 // 8
-    assert sharded["per_device_members"]
+    assert out["per_device_members"]
 
+    # A sharded sweep gives the unsharded sweep's curves.
+    assert out["sweep_rel"] <= 1e-6
+    assert out["sweep_sharding"] == 8
 
-def test_indivisible_population_is_rejected(sharded):
-    message = sharded["indivisible"]
+    # A population that does not split evenly is rejected, naming both numbers.
+    message = out["indivisible"]
     assert message is not None and "popsize 12" in message and "8 devices" in message
+
+
+# --------------------------------------------------------------------------- #
+# Sweeps (one device)
+# --------------------------------------------------------------------------- #
+
+
+def make_es(sigma, learning_rate):
+    return ne.strategies.openai_es(16, sigma=sigma, learning_rate=learning_rate)
+
+
+def test_sweep_compiles_once_and_equals_separate_runs(tmp_path):
+    task = ne.tasks.function(ne.tasks.rastrigin)
+    x0 = jnp.full(4, 1.5)
+    grid = {"sigma": [0.05, 0.2], "learning_rate": [0.01, 0.1]}
+    result = ne.sweep(jax.random.key(0), make_es, task, x0, grid=grid, seeds=2, generations=4)
+    assert result.compilations == 1
+    assert result.curves.shape == (4, 2, 4)
+    assert result.configs[1] == {"sigma": 0.05, "learning_rate": 0.1}
+    rows = result.table()
+    assert len(rows) == 8 and set(rows[0]) == {"sigma", "learning_rate", "seed", "best_fitness", "final_mean"}
+    for c, config in enumerate(result.configs):
+        for s in range(2):
+            state, history = ne.evolve(result.keys[s], make_es(**config), task, x0, 4)
+            np.testing.assert_allclose(result.curves[c, s], history["best"], rtol=1e-6)
+            np.testing.assert_allclose(result.history["mean"][c, s], history["mean"], rtol=1e-6)
+            np.testing.assert_allclose(result.states.mean[c, s], state.mean, rtol=1e-6, atol=1e-7)
+    result.plot(str(tmp_path / "sweep.png"))
+    result.to_csv(str(tmp_path / "sweep.csv"))
+    assert (tmp_path / "sweep.png").stat().st_size > 1000
+    assert (tmp_path / "sweep.csv").read_text().count("\n") == 9
+
+
+def test_sampled_configs_within_their_ranges():
+    samples = {"sigma": (0.01, 1.0, "log"), "learning_rate": (0.0, 0.1)}
+    configs = sweep_module.sample_configs(jax.random.key(0), samples, 50)
+    sigma = np.array([c["sigma"] for c in configs])
+    lr = np.array([c["learning_rate"] for c in configs])
+    assert np.all((sigma >= 0.01) & (sigma <= 1.0)) and np.mean(sigma < 0.1) > 0.3  # log-uniform
+    assert np.all((lr >= 0.0) & (lr <= 0.1))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(grid={"sigma": [0.1]}, samples={"sigma": (0.1, 1.0)}), "exactly one"),
+        (dict(grid={"sigma": ["big"]}), "not a number"),
+        (dict(grid={"sigma": []}), "non-empty list"),
+        (dict(samples={"sigma": (1.0, 0.1)}), "low must be below high"),
+        (dict(samples={"sigma": (0.0, 1.0, "log")}), "log scale needs low > 0"),
+        (dict(samples={"sigma": (0.1, 1.0, "cubic")}), "unknown scale"),
+        (dict(grid={"sigma": [0.1]}, seeds=0), "seeds must be"),
+    ],
+)
+def test_sweep_rejects_bad_input(kwargs, message):
+    task = ne.tasks.function(ne.tasks.sphere)
+    make = lambda sigma: ne.strategies.openai_es(16, sigma=sigma)
+    with pytest.raises(ValueError, match=message):
+        ne.sweep(jax.random.key(0), make, task, jnp.ones(2), generations=2, **kwargs)
+
+
+def test_cli_sweep_writes_csv_and_png(tmp_path, capsys):
+    config = tmp_path / "sweep.toml"
+    config.write_text(
+        'env = "CartPole-v1"\nstrategy = "openai_es"\npopsize = 8\ngenerations = 2\nseeds = 1\n'
+        "hidden = [4]\nmax_steps = 50\n[grid]\nsigma = [0.05, 0.1]\n"
+    )
+    assert cli.main(["sweep", str(config), "--out", str(tmp_path / "out")]) == 0
+    assert "1 compilation" in capsys.readouterr().out
+    lines = (tmp_path / "out" / "sweep.csv").read_text().splitlines()
+    assert lines[0] == "sigma,seed,best_fitness,final_mean" and len(lines) == 3
+    assert (tmp_path / "out" / "sweep.png").exists()
