@@ -6,6 +6,7 @@ before JAX initialises (``XLA_FLAGS=--xla_force_host_platform_device_count=8``).
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -129,6 +130,64 @@ def test_eight_devices():
     # A population that does not split evenly is rejected, naming both numbers.
     message = out["indivisible"]
     assert message is not None and "popsize 12" in message and "8 devices" in message
+
+
+TWO_PROCESSES = r"""
+import json, sys
+import neuroevo as ne  # importing neuroevo must not start a JAX backend
+
+ne.distributed.initialize(f"localhost:{sys.argv[2]}", num_processes=2, process_id=int(sys.argv[1]),
+                          initialization_timeout=60)
+import jax
+import jax.numpy as jnp
+
+mesh = ne.distributed.mesh()
+strategy = ne.strategies.make("openai_es", popsize=16)
+task = ne.tasks.function(ne.tasks.rastrigin)
+state, _ = ne.evolve(jax.random.key(3), strategy, task, jnp.full(6, 1.5, jnp.float32), 3, mesh=mesh)
+print("RESULT", json.dumps({"devices": mesh.size, "processes": jax.process_count(),
+                            "best": float(state.best_fitness), "mean": [float(v) for v in state.mean]}))
+"""
+
+
+def test_two_processes_equal_one():
+    """Two processes on localhost (jax.distributed, gloo), 4 CPU devices each, as one 8-device mesh."""
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", TWO_PROCESSES, str(i), str(port)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    try:
+        results = [p.communicate(timeout=180) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    outs = []
+    hint = (
+        "\n(if initialize 'must be called before any JAX calls': some module runs JAX at import, "
+        "e.g. a module-level jnp.array; use numpy there so that multi-host runs can start)"
+    )
+    for p, (stdout, stderr) in zip(procs, results, strict=True):
+        assert p.returncode == 0, stderr[-4000:] + hint
+        line = [x for x in stdout.splitlines() if x.startswith("RESULT ")][-1]
+        outs.append(json.loads(line[len("RESULT ") :]))
+    strategy = ne.strategies.make("openai_es", popsize=16)
+    task = ne.tasks.function(ne.tasks.rastrigin)
+    state, _ = ne.evolve(jax.random.key(3), strategy, task, jnp.full(6, 1.5, jnp.float32), 3)
+    for out in outs:
+        assert out["devices"] == 8 and out["processes"] == 2
+        assert out["best"] == pytest.approx(float(state.best_fitness), rel=1e-6)
+        np.testing.assert_allclose(out["mean"], np.asarray(state.mean), rtol=1e-6)
 
 
 # --------------------------------------------------------------------------- #
