@@ -83,6 +83,15 @@ step = jax.jit(make_step(strategy, task, mesh=mesh))
 hlo = step.lower((state, ()), jax.random.key(0)).compile().as_text()
 out["per_device_members"] = "f32[2,6]" in hlo
 
+# A sharded run resumed from its checkpoint continues as if it had never stopped.
+import tempfile
+
+with tempfile.TemporaryDirectory() as d:
+    full, _ = ne.evolve(jax.random.key(0), strategy, task, x0, 4, mesh=mesh)
+    ne.evolve(jax.random.key(0), strategy, task, x0, 2, mesh=mesh, checkpoint_dir=d)
+    resumed, _ = ne.evolve(jax.random.key(0), strategy, task, x0, 4, mesh=mesh, checkpoint_dir=d)
+    out["resume_rel"] = rel(full.mean, resumed.mean)
+
 # A sweep's config x seed members split over the devices: the same curves.
 make = lambda sigma, learning_rate: ne.strategies.openai_es(16, sigma=sigma, learning_rate=learning_rate)
 grid = {"sigma": [0.05, 0.2], "learning_rate": [0.01, 0.1]}
@@ -122,6 +131,8 @@ def test_eight_devices():
     for spec, devices, members in (out["genotype_sharding"], out["fitness_sharding"]):
         assert "pop" in spec and devices == 8 and members == 16 // 8
     assert out["per_device_members"]
+
+    assert out["resume_rel"] == 0.0
 
     # A sharded sweep gives the unsharded sweep's curves.
     assert out["sweep_rel"] <= 1e-6
