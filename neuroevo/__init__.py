@@ -6,6 +6,7 @@ a run is one compiled program that can be vmapped over seeds and sweeps.
 
 from neuroevo import bbob, bench, nn, rl, strategies, tasks
 from neuroevo.engine import RunResult, distributed, evaluate_population, evolve, run
+from neuroevo.engine.pbt import PBT
 from neuroevo.engine.sweep import SweepResult, sweep
 from neuroevo.rl import train
 from neuroevo.strategy import Strategy, population
@@ -13,6 +14,7 @@ from neuroevo.strategy import Strategy, population
 __version__ = "0.1.0"
 
 __all__ = [
+    "PBT",
     "RunResult",
     "Strategy",
     "SweepResult",

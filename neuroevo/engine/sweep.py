@@ -34,6 +34,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 
 from neuroevo.engine import distributed as D
+from neuroevo.engine import pbt as P
 from neuroevo.engine.loop import make_step
 from neuroevo.tasks.base import Task
 
@@ -51,6 +52,10 @@ class SweepResult(NamedTuple):
     states: Any  # final strategy states, leaves shaped [config, seed, ...]
     compilations: int  # programs compiled for the sweep (1)
     seconds: float  # wall time, compilation included
+    # With pbt=: configs are the members' starting configs; one population per seed.
+    schedule: dict[str, np.ndarray] | None = None  # hyperparameters in force, [config, seed, interval]
+    parents: np.ndarray | None = None  # whose state each took after each interval, same axes
+    interval: int = 0  # PBT's generations per interval
 
     @property
     def curves(self) -> np.ndarray:
@@ -83,6 +88,13 @@ class SweepResult(NamedTuple):
         """Best fitness per generation of each config: mean over seeds, shaded min to max."""
         plot_curves(self.curves, [label(c) for c in self.configs], path, title)
 
+    def plot_schedule(self, path: str, seed: int = 0, title: str = "") -> None:
+        """PBT: each hyperparameter vs generation per member of population ``seed``, and its fitness."""
+        if self.schedule is None:
+            raise ValueError("plot_schedule needs a PBT sweep (ne.sweep(..., pbt=ne.PBT(...)))")
+        schedule = {n: v[:, seed] for n, v in self.schedule.items()}
+        plot_schedule(schedule, self.curves[:, seed], self.interval, path, title)
+
 
 def label(config: Mapping[str, float]) -> str:
     return ", ".join(f"{k}={v:.3g}" for k, v in config.items())
@@ -107,6 +119,43 @@ def plot_curves(curves: np.ndarray, labels: Sequence[str], path: str, title: str
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", ncol=1 + len(labels) // 9, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_schedule(
+    schedule: Mapping[str, np.ndarray], curves: np.ndarray, interval: int, path: str, title: str = ""
+) -> None:
+    """One panel per hyperparameter (``schedule[name]`` is [member, interval]) and one of ``curves``
+    ([member, generation]; drawn as -fitness on a log scale when every value is negative)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    members, generations = curves.shape
+    fig, axes = plt.subplots(len(schedule) + 1, 1, figsize=(8, 2.6 * (len(schedule) + 1)), sharex=True)
+    colors = plt.cm.viridis(np.linspace(0, 1, max(members, 2)))
+    edges = np.arange(schedule[next(iter(schedule))].shape[1] + 1) * interval
+    for ax, (name, values) in zip(axes, schedule.items(), strict=False):
+        for m in range(members):
+            ax.stairs(values[m], edges, color=colors[m], lw=1.2, baseline=None)
+        positive = bool(np.all(values > 0))
+        ax.set_yscale("log" if positive and values.max() > 10 * values.min() else "linear")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+    ax = axes[-1]
+    gens = np.arange(1, generations + 1)
+    negative = bool(np.all(curves < 0))
+    for m in range(members):
+        ax.plot(gens, -curves[m] if negative else curves[m], color=colors[m], lw=1.0)
+    if negative:
+        ax.set_yscale("log")
+    ax.set_ylabel("-best fitness (log)" if negative else "best fitness")
+    ax.set_xlabel("generation")
+    ax.grid(alpha=0.3)
+    axes[0].set_title(title or f"PBT: {members} members, exploit/explore every {interval} generations")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -187,19 +236,37 @@ def configs_of(key, grid, samples, num_samples) -> list[dict[str, float]]:
 # --------------------------------------------------------------------------- #
 
 
+def member_start(make_strategy: Callable[..., Any], task: Task, x0: PyTree):
+    """``(key, hp) -> ((state, task_state), loop_key)``: a run's start, keyed as ``ne.evolve`` keys it."""
+
+    def start(key, hp):
+        k_init, k_task, k_loop = jax.random.split(key, 3)
+        return (make_strategy(**hp).init(k_init, x0), task.init(k_task)), k_loop
+
+    return start
+
+
+def member_steps(make_strategy: Callable[..., Any], task: Task, length: int, chunk_size: int | None):
+    """``(carry, loop_key, hp, first) -> (carry, metrics)``: ``length`` generations from ``first``."""
+
+    def steps(carry, loop_key, hp, first):
+        step = make_step(make_strategy(**hp), task, chunk_size)
+        generations = first + jnp.arange(length)
+        return jax.lax.scan(lambda c, g: step(c, jax.random.fold_in(loop_key, g)), carry, generations)
+
+    return steps
+
+
 def member_run(
     make_strategy: Callable[..., Any], task: Task, x0: PyTree, generations: int, chunk_size: int | None
 ) -> Callable[[jax.Array, dict], tuple[Any, dict]]:
     """``(key, hp) -> (final state, per-generation metrics)``: one run, as ``ne.evolve`` keys it."""
+    start = member_start(make_strategy, task, x0)
+    steps = member_steps(make_strategy, task, generations, chunk_size)
 
     def run(key, hp):
-        strategy = make_strategy(**hp)
-        k_init, k_task, k_loop = jax.random.split(key, 3)
-        carry = (strategy.init(k_init, x0), task.init(k_task))
-        step = make_step(strategy, task, chunk_size)
-        (state, _), metrics = jax.lax.scan(
-            lambda c, g: step(c, jax.random.fold_in(k_loop, g)), carry, jnp.arange(generations)
-        )
+        carry, loop_key = start(key, hp)
+        (state, _), metrics = steps(carry, loop_key, hp, 0)
         return state, metrics
 
     return run
@@ -218,6 +285,7 @@ def sweep(
     generations: int,
     chunk_size: int | None = None,
     mesh: jax.sharding.Mesh | None = None,
+    pbt: P.PBT | None = None,
 ) -> SweepResult:
     """Run every config x seed of ``make_strategy`` on ``task`` as one ``jit(vmap(...))`` program.
 
@@ -230,6 +298,11 @@ def sweep(
       generations: generations per run.
       mesh: split the config x seed members over this mesh's devices (their
         number must divide configs x seeds).
+      pbt: population-based training (:class:`ne.PBT`): the configs of each seed
+        form one population whose members, every ``pbt.interval`` generations,
+        copy better members' states and perturb their hyperparameters, inside
+        the one compiled program. ``result.schedule`` records the
+        hyperparameters each member followed and ``result.plot_schedule`` draws them.
     """
     import time
 
@@ -241,9 +314,15 @@ def sweep(
     configs = configs_of(k_configs, grid, samples, num_samples)
     names = tuple(configs[0])
     members = len(configs) * seeds
+    if pbt is not None:
+        P.check(pbt, names, len(configs), generations)
+        if mesh is not None:
+            raise ValueError("mesh= is not supported with pbt= yet: run PBT on one device")
     if mesh is not None:
         D.check_divisible(members, mesh, "configs x seeds")
     keys = jax.random.split(k_seeds, seeds)
+    if pbt is not None:
+        return pbt_sweep(make_strategy, task, x0, configs, keys, generations, chunk_size, pbt, grid, samples)
     # Member m = config (m // seeds), seed (m % seeds).
     hp = {n: jnp.repeat(jnp.asarray([c[n] for c in configs]), seeds) for n in names}
     member_keys = jnp.tile(keys, len(configs))
@@ -256,6 +335,43 @@ def sweep(
     seconds = time.perf_counter() - t0
     states = jax.tree_util.tree_map(lambda x: x.reshape((len(configs), seeds) + x.shape[1:]), states)
     return SweepResult(names, configs, keys, history, states, program._cache_size(), seconds)
+
+
+def pbt_sweep(make_strategy, task, x0, configs, keys, generations, chunk_size, pbt, grid, samples):
+    """The PBT mode of :func:`sweep`: one population of ``configs`` per seed key, as one program."""
+    import time
+
+    names = tuple(configs[0])
+    ranges = None if samples is None else {n: parse_range(n, spec) for n, spec in samples.items()}
+    population = P.population_run(
+        member_start(make_strategy, task, x0),
+        member_steps(make_strategy, task, pbt.interval, chunk_size),
+        pbt,
+        P.spaces(pbt, names, grid, ranges),
+        generations // pbt.interval,
+    )
+    program = jax.jit(jax.vmap(population, in_axes=(0, None)))
+    hp = {n: jnp.asarray([c[n] for c in configs]) for n in names}
+    t0 = time.perf_counter()
+    (states, _), metrics, schedule, parents = program(keys, hp)
+    # [seed, config, ...] -> [config, seed, ...]
+    config_first = lambda x: np.swapaxes(np.asarray(x), 0, 1)
+    history = {k: config_first(v) for k, v in metrics.items()}
+    seconds = time.perf_counter() - t0
+    states = jax.tree_util.tree_map(lambda x: jnp.swapaxes(x, 0, 1), states)
+    schedule = {k: config_first(v) for k, v in schedule.items()}
+    return SweepResult(
+        names,
+        configs,
+        keys,
+        history,
+        states,
+        program._cache_size(),
+        seconds,
+        schedule,
+        config_first(parents),
+        pbt.interval,
+    )
 
 
 # --------------------------------------------------------------------------- #
