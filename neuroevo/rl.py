@@ -169,10 +169,14 @@ def make_task(config: Mapping[str, Any], episodes: int | None = None):
     )
     if env_id.startswith("playground:"):
         return tasks.playground(env_id.split(":", 1)[1], hidden=config["hidden"], **kwargs)
-    if config["network"] not in ("mlp", "cnn"):
-        raise ValueError(f"unknown network {config['network']!r}; valid: 'mlp', 'cnn'")
+    if config["network"] not in ("mlp", "cnn", "neat"):
+        raise ValueError(f"unknown network {config['network']!r}; valid: 'mlp', 'cnn', 'neat'")
     env, params = tasks.gymnax_module.make_env(env_id, config["max_steps"])
     obs_shape = tuple(env.observation_space(params).shape)
+    if config["strategy"] == "neat" or config["network"] == "neat":
+        # NEAT evolves the network itself: its solutions are ne.nn.neat.Network graphs.
+        n_out, head = ne_nn.head_for(env.action_space(params))
+        return tasks.gymnax(env_id, ne_nn.neat.neat_policy(obs_shape, n_out, head), **kwargs)
     if config["network"] == "cnn" and len(obs_shape) != 3:
         raise ValueError(
             f"network 'cnn' needs image observations (H, W, C); {env_id} observations have shape "
@@ -423,6 +427,13 @@ def train(
         _save_params(os.path.join(out, "best_params.msgpack"), result.state.best_solution)
         _save_obs_stats(os.path.join(out, "obs_stats.json"), result.task_state)
         plot_learning_curve(writer.rows, os.path.join(out, "learning_curve.png"), config["env"])
+        if hasattr(result.state, "best_genome"):  # NEAT: the evolved network, readable and drawn
+            from neuroevo.strategies import neat_module
+
+            _write_json(os.path.join(out, "best_genome.json"), neat_module.export(result.state.best_genome))
+            neat_module.draw(
+                result.state.best_genome, os.path.join(out, "best_network.png"), title=config["env"]
+            )
         _write_json(os.path.join(out, "summary.json"), summary)
     return TrainResult(dict(config), result.state, result.history, final_params, final_return, summary)
 

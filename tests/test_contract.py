@@ -11,7 +11,8 @@ import neuroevo as ne
 POPSIZE = 16
 # Adapters of external libraries (evosax: ~37 algorithms) run the same checks fused into one
 # compiled program each (test_fused_contract); every other strategy gets one test per check.
-FUSED = [n for n in ne.strategies.names() if n.startswith("evosax:")]
+# NEAT (which evolves graphs, scored on XOR) runs the fused checks too.
+FUSED = [n for n in ne.strategies.names() if n.startswith("evosax:") or n == "neat"]
 NAMES = [n for n in ne.strategies.names() if n not in FUSED]
 
 
@@ -171,16 +172,26 @@ def has_nan(tree):
     return jnp.any(jnp.stack([jnp.any(jnp.isnan(x)) for x in leaves]))
 
 
+def problem(name):
+    """``(x0, fitness of a population of solutions)``: a pytree on the sphere, or, for NEAT, whose
+    solutions are networks, the XOR task from a 2-input, 1-output template."""
+    if name == "neat":
+        task = ne.tasks.xor()
+        return task.init_solution(None), lambda sols: task.evaluate(None, (), sols)[0].fitness
+    return PYTREE_X0, lambda sols: -jax.vmap(ne.tasks.sphere)(sols)
+
+
 def fused_lane(name, seed, sigma, mode):
-    """One lane: FUSED_GENERATIONS generations on a pytree x0; ``mode`` corrupts generation 0."""
+    """One lane: FUSED_GENERATIONS generations from the problem's x0; ``mode`` corrupts generation 0."""
     strategy = make(name, sigma=sigma)
+    x0, fitness_of = problem(name)
     k_init, k_loop = jax.random.split(jax.random.fold_in(jax.random.key(7), seed))
-    state = strategy.init(k_init, PYTREE_X0)
+    state = strategy.init(k_init, x0)
 
     def step(state, key):
         k_ask, k_tell = jax.random.split(key)
         genotypes, state = strategy.ask(k_ask, state)
-        fitness = -jax.vmap(ne.tasks.sphere)(ne.population(strategy, state, genotypes))
+        fitness = fitness_of(ne.population(strategy, state, genotypes))
         fitness = jnp.where(state.generation == 0, corrupt(fitness, mode), fitness)
         state = strategy.tell(k_tell, state, genotypes, fitness)
         return state, (fitness, state.best_fitness, has_nan(state))
@@ -202,8 +213,20 @@ def test_fused_contract(name):
     state, (fitness, bests, nans) = out
     n, g = len(FUSED_SEEDS), FUSED_GENERATIONS
     assert fitness.shape == (n, g, POPSIZE) and bests.shape == (n, g)
-    assert jax.tree_util.tree_structure(state.best_solution) == jax.tree_util.tree_structure(PYTREE_X0)
-    assert state.best_solution["dense"]["kernel"].shape == (n, 3, 2)
+    x0, _ = problem(name)
+    strategy = make(name)
+    key = jax.random.key(0)
+
+    def first_member():
+        s = strategy.init(key, x0)
+        genotypes, s = strategy.ask(key, s)
+        return strategy.decode(s, jax.tree_util.tree_map(lambda x: x[0], genotypes))
+
+    # Members (and the best solution) are shaped like x0, or for NEAT like a decoded network.
+    like = jax.eval_shape(first_member) if name == "neat" else PYTREE_X0
+    assert jax.tree_util.tree_structure(state.best_solution) == jax.tree_util.tree_structure(like)
+    for leaf, ref in zip(*map(jax.tree_util.tree_leaves, (state.best_solution, like)), strict=True):
+        assert leaf.shape == (n,) + ref.shape
     if hasattr(state, "mean"):
         assert jax.tree_util.tree_structure(state.mean) == jax.tree_util.tree_structure(PYTREE_X0)
     np.testing.assert_array_equal(state.generation, g)
@@ -226,11 +249,9 @@ def test_fused_contract(name):
     np.testing.assert_allclose(permuted.best_fitness, state.best_fitness[perm], rtol=1e-5)
     assert program._cache_size() == 1  # other sigmas, seeds and modes: still one compilation
     # decode gives x0's structure; wrong fitness shapes fail at trace time, naming both shapes.
-    strategy = make(name)
-    key = jax.random.key(0)
 
     def told(shape):
-        s = strategy.init(key, PYTREE_X0)
+        s = strategy.init(key, x0)
         genotypes, s = strategy.ask(key, s)
         return strategy.tell(key, s, genotypes, jnp.zeros(shape)), genotypes
 
@@ -239,7 +260,7 @@ def test_fused_contract(name):
     member = strategy.decode(
         lane0, jax.tree_util.tree_map(lambda x: jnp.zeros(x.shape[1:], x.dtype), genotypes)
     )
-    assert jax.tree_util.tree_structure(member) == jax.tree_util.tree_structure(PYTREE_X0)
+    assert jax.tree_util.tree_structure(member) == jax.tree_util.tree_structure(like)
     with pytest.raises(ValueError, match=r"\(15,\).*\(16,\)"):
         jax.eval_shape(lambda: told((POPSIZE - 1,)))
     with pytest.raises(ValueError, match=r"\(16, 1\)"):

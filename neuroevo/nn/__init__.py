@@ -14,6 +14,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from neuroevo.nn import neat
+
 Array = jax.Array
 
 
@@ -116,6 +118,10 @@ def policy_functions(policy: nn.Module | Callable, obs_shape: tuple[int, ...]):
     running it, so a task can check it against its action space before compiling).
     A plain ``apply(params, obs)`` function gives ``(apply, None, None)``.
     """
+    if isinstance(policy, neat.FunctionalPolicy):
+        example = jax.eval_shape(policy.init_solution, jax.random.key(0))
+        action = jax.eval_shape(policy.apply, example, jax.ShapeDtypeStruct(obs_shape, jnp.float32))
+        return policy.apply, policy.init_solution, action
     if not isinstance(policy, nn.Module):
         return policy, None, None
     module = policy
@@ -128,4 +134,14 @@ def policy_functions(policy: nn.Module | Callable, obs_shape: tuple[int, ...]):
     return module.apply, init_solution, action
 
 
-__all__ = ["CNN", "MLP", "Policy", "box_head", "discrete_head", "head_for", "policy_for", "policy_functions"]
+__all__ = [
+    "CNN",
+    "MLP",
+    "Policy",
+    "neat",
+    "box_head",
+    "discrete_head",
+    "head_for",
+    "policy_for",
+    "policy_functions",
+]

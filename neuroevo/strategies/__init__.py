@@ -9,6 +9,8 @@ from neuroevo.strategies import evosax_adapter
 from neuroevo.strategies.ars import ARSState, ars
 from neuroevo.strategies.cma_es import CMAState, cma_es, sep_cma_es
 from neuroevo.strategies.ga import GAState, ga
+from neuroevo.strategies import neat as neat_module
+from neuroevo.strategies.neat import NEATState, neat
 from neuroevo.strategies.ns import NSESState, NSGAState, ns_es, ns_ga, nsr_es, nsra_es
 from neuroevo.strategies.openai_es import OpenESState, openai_es
 from neuroevo.strategies.pgpe import ClipUpState, PGPEState, clipup, pgpe
@@ -77,6 +79,7 @@ register("ns_ga", ns_ga)
 register("ns_es", ns_es)
 register("nsr_es", nsr_es)
 register("nsra_es", nsra_es)
+register("neat", neat)
 evosax_adapter.register_all(register)  # "evosax:<Name>" for every evosax algorithm, imported lazily
 
 __all__ = [
@@ -100,6 +103,9 @@ __all__ = [
     "make",
     "names",
     "needs_descriptors",
+    "NEATState",
+    "neat",
+    "neat_module",
     "NSESState",
     "NSGAState",
     "ns_es",

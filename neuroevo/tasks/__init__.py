@@ -9,6 +9,7 @@ from neuroevo.tasks.gymnax import ObsStats, Trajectory, env_ids, gymnax
 from neuroevo.tasks.maze import maze
 from neuroevo.tasks.playground import env_names as playground_env_names
 from neuroevo.tasks.playground import playground
+from neuroevo.tasks.xor import xor
 
 __all__ = [
     "Evaluation",
@@ -27,4 +28,5 @@ __all__ = [
     "playground_module",
     "rastrigin",
     "sphere",
+    "xor",
 ]

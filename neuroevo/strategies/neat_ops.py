@@ -1,0 +1,544 @@
+"""NEAT genomes of static shape, and the operators on them (Stanley & Miikkulainen 2002).
+
+A :class:`Genome` holds a node table and a connection table of fixed capacity
+(``max_nodes``, ``max_conns``); empty rows have ``node_id == -1`` or
+``innov == -1``. Valid rows are contiguous at the front of each table, node
+slots ``0..num_inputs-1`` are the inputs and the next ``num_outputs`` slots the
+outputs. A connection names its endpoints by node *slot* (``conn_in``,
+``conn_out``) and carries its innovation number; within a genome valid
+connections are sorted by innovation number (new genes always get numbers above
+every number issued before), which makes aligning two genomes a binary search.
+
+Every operator is a pure function of one genome (``vmap`` it over a population);
+structural mutations are proposed per genome, numbered for the whole population
+at once (:func:`number_proposals`: identical mutations in one generation share a
+number) and then applied. A mutation that does not fit in the tables is skipped,
+never truncated.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from neuroevo.nn.neat import Network
+
+Array = jax.Array
+BIG = jnp.iinfo(jnp.int32).max
+
+
+@struct.dataclass
+class Genome:
+    """One NEAT genome (or a population of them, with a leading axis on every array)."""
+
+    node_id: Array  # i32[N]: global node id, -1 for an empty slot
+    bias: Array  # f32[N]
+    response: Array  # f32[N]
+    activation: Array  # i32[N]: index into neuroevo.nn.neat.ACTIVATIONS
+    conn_in: Array  # i32[C]: source node slot, -1 when empty
+    conn_out: Array  # i32[C]: destination node slot, -1 when empty
+    weight: Array  # f32[C]
+    enabled: Array  # bool[C]
+    innov: Array  # i32[C]: innovation number, -1 for an empty slot
+    num_inputs: int = struct.field(pytree_node=False, default=1)
+    num_outputs: int = struct.field(pytree_node=False, default=1)
+
+
+class Params(NamedTuple):
+    """NEAT's numeric hyperparameters (traced: a sweep over any of them compiles once).
+
+    Attribute mutation follows neat-python: with probability ``*_mutate_rate`` a
+    value is perturbed by ``N(0, *_mutate_power)``, else with probability
+    ``*_replace_rate`` it is drawn afresh from ``N(*_init_mean, *_init_stdev)``;
+    then it is clipped to ``[-*_max, *_max]``.
+    """
+
+    weight_init_mean: Array
+    weight_init_stdev: Array
+    weight_mutate_rate: Array
+    weight_mutate_power: Array
+    weight_replace_rate: Array
+    weight_max: Array
+    bias_init_mean: Array
+    bias_init_stdev: Array
+    bias_mutate_rate: Array
+    bias_mutate_power: Array
+    bias_replace_rate: Array
+    bias_max: Array
+    response_mutate_rate: Array
+    response_mutate_power: Array
+    response_max: Array
+    enabled_mutate_rate: Array
+    activation_mutate_rate: Array
+    node_add_prob: Array
+    node_delete_prob: Array
+    conn_add_prob: Array
+    conn_delete_prob: Array
+    disable_inherited: Array  # chance a gene disabled in either parent is disabled in the child
+    excess_coefficient: Array  # c1
+    disjoint_coefficient: Array  # c2
+    weight_coefficient: Array  # c3
+
+
+def valid_nodes(g: Genome) -> Array:
+    return g.node_id >= 0
+
+
+def valid_conns(g: Genome) -> Array:
+    return g.innov >= 0
+
+
+def _normal(key, shape, mean, std):
+    return mean + std * jax.random.normal(key, shape, jnp.float32)
+
+
+def initial_genome(
+    key: Array, num_inputs: int, num_outputs: int, max_nodes: int, max_conns: int, p: Params, activation: int
+) -> Genome:
+    """Inputs fully connected to outputs (innovation ``i * num_outputs + o``), random weights/biases."""
+    ni, no = num_inputs, num_outputs
+    k_w, k_b = jax.random.split(key)
+    slots = jnp.arange(max_nodes)
+    io = slots < ni + no
+    c = jnp.arange(max_conns)
+    full = c < ni * no
+    w = jnp.clip(
+        _normal(k_w, (max_conns,), p.weight_init_mean, p.weight_init_stdev), -p.weight_max, p.weight_max
+    )
+    b = jnp.clip(_normal(k_b, (max_nodes,), p.bias_init_mean, p.bias_init_stdev), -p.bias_max, p.bias_max)
+    return Genome(
+        node_id=jnp.where(io, slots, -1).astype(jnp.int32),
+        bias=jnp.where(io & (slots >= ni), b, 0.0),
+        response=jnp.ones((max_nodes,), jnp.float32),
+        activation=jnp.full((max_nodes,), activation, jnp.int32),
+        conn_in=jnp.where(full, c // no, -1).astype(jnp.int32),
+        conn_out=jnp.where(full, ni + c % no, -1).astype(jnp.int32),
+        weight=jnp.where(full, w, 0.0),
+        enabled=full,
+        innov=jnp.where(full, c, -1).astype(jnp.int32),
+        num_inputs=ni,
+        num_outputs=no,
+    )
+
+
+# --------------------------------------------------------------------------- #
+# Graph queries.
+# --------------------------------------------------------------------------- #
+
+
+def _edge_index(g: Genome, mask: Array) -> tuple[Array, Array]:
+    """Endpoints of the connections in ``mask``; others point out of range (dropped by scatters)."""
+    n = g.node_id.shape[-1]
+    return jnp.where(mask, g.conn_in, n), jnp.where(mask, g.conn_out, n)
+
+
+def reachable_from(g: Genome, start: Array) -> Array:
+    """bool[N]: the node slots reachable from slot ``start`` along any connection gene
+    (enabled or not, so that re-enabling a gene can never close a cycle)."""
+    n = g.node_id.shape[-1]
+    src, dst = _edge_index(g, valid_conns(g))
+    r0 = jnp.zeros((n,), bool).at[start].set(True)
+
+    def step(carry):
+        r, _ = carry
+        hit = jnp.take(r, src, mode="fill", fill_value=False)
+        new = r.at[dst].max(hit, mode="drop")
+        return new, jnp.any(new != r)
+
+    return jax.lax.while_loop(lambda c: c[1], step, (r0, jnp.array(True)))[0]
+
+
+def depth(g: Genome) -> Array:
+    """i32[N]: the longest path (in enabled connections) from a source to each node; 0 for sources."""
+    n = g.node_id.shape[-1]
+    src, dst = _edge_index(g, valid_conns(g) & g.enabled)
+
+    def step(carry):
+        d, _, i = carry
+        cand = jnp.take(d, src, mode="fill", fill_value=-1) + 1
+        new = jnp.zeros((n,), jnp.int32).at[dst].max(cand, mode="drop")
+        return new, jnp.any(new != d) & (i < n), i + 1
+
+    return jax.lax.while_loop(lambda c: c[1], step, (jnp.zeros((n,), jnp.int32), jnp.array(True), 0))[0]
+
+
+def to_network(
+    g: Genome,
+    feed_forward: bool,
+    recurrent_steps: Array | int = 5,
+    activations: tuple[int, ...] | None = None,
+) -> Network:
+    """The runnable form of a genome (``neat.decode``): dense weights and the number of updates."""
+    n = g.node_id.shape[-1]
+    src, dst = _edge_index(g, valid_conns(g) & g.enabled)
+    weights = jnp.zeros((n, n), jnp.float32).at[dst, src].add(g.weight, mode="drop")
+    steps = jnp.max(depth(g)) + 1 if feed_forward else jnp.asarray(recurrent_steps, jnp.int32)
+    return Network(
+        weights=weights,
+        bias=jnp.where(valid_nodes(g), g.bias, 0.0),
+        response=g.response,
+        activation=g.activation,
+        steps=jnp.asarray(steps, jnp.int32),
+        num_inputs=g.num_inputs,
+        num_outputs=g.num_outputs,
+        activations=activations,
+    )
+
+
+def _choice(key: Array, mask: Array) -> Array:
+    """A uniformly random index where ``mask`` is True (meaningless when none is)."""
+    return jax.random.categorical(key, jnp.where(mask, 0.0, -jnp.inf))
+
+
+def _compact(g: Genome, keep_node: Array, keep_conn: Array) -> Genome:
+    """Drop rows, keeping the survivors in order at the front; connections of dropped nodes go too."""
+    n, c = g.node_id.shape[-1], g.innov.shape[-1]
+    keep_node = keep_node & valid_nodes(g)
+    new_slot = jnp.where(keep_node, jnp.cumsum(keep_node) - 1, -1)
+    endpoint_ok = (jnp.take(new_slot, jnp.maximum(g.conn_in, 0)) >= 0) & (
+        jnp.take(new_slot, jnp.maximum(g.conn_out, 0)) >= 0
+    )
+    keep_conn = keep_conn & valid_conns(g) & endpoint_ok
+    node_to = jnp.where(keep_node, new_slot, n)
+    conn_to = jnp.where(keep_conn, jnp.cumsum(keep_conn) - 1, c)
+
+    def move(x, to, size, fill):
+        return jnp.full((size,), fill, x.dtype).at[to].set(x, mode="drop")
+
+    return g.replace(
+        node_id=move(g.node_id, node_to, n, -1),
+        bias=move(g.bias, node_to, n, 0.0),
+        response=move(g.response, node_to, n, 1.0),
+        activation=move(g.activation, node_to, n, 0),
+        conn_in=move(jnp.take(new_slot, jnp.maximum(g.conn_in, 0)), conn_to, c, -1),
+        conn_out=move(jnp.take(new_slot, jnp.maximum(g.conn_out, 0)), conn_to, c, -1),
+        weight=move(g.weight, conn_to, c, 0.0),
+        enabled=move(g.enabled, conn_to, c, False),
+        innov=move(g.innov, conn_to, c, -1),
+    )
+
+
+# --------------------------------------------------------------------------- #
+# Structural mutation: delete, propose, number (population-wide), apply.
+# --------------------------------------------------------------------------- #
+
+
+def mutate_delete(key: Array, g: Genome, p: Params) -> Genome:
+    """neat-python's delete mutations: a random hidden node (with its connections), then a random
+    connection, each with its probability."""
+    k1, k2, k3, k4 = jax.random.split(key, 4)
+    hidden = valid_nodes(g) & (jnp.arange(g.node_id.shape[-1]) >= g.num_inputs + g.num_outputs)
+    drop_node = (jax.random.uniform(k1) < p.node_delete_prob) & jnp.any(hidden)
+    node = _choice(k2, hidden)
+    g = _compact(g, ~(drop_node & (jnp.arange(hidden.shape[0]) == node)), valid_conns(g))
+    conns = valid_conns(g)
+    drop_conn = (jax.random.uniform(k3) < p.conn_delete_prob) & jnp.any(conns)
+    conn = _choice(k4, conns)
+    return _compact(g, valid_nodes(g), ~(drop_conn & (jnp.arange(conns.shape[0]) == conn)))
+
+
+class Proposal(NamedTuple):
+    """One genome's structural mutations this generation, before they are numbered."""
+
+    add_node: Array  # bool: split connection slot ``split``
+    split: Array  # i32: connection slot
+    split_innov: Array  # i32: its innovation number (the key identical splits share)
+    add_conn: Array  # bool: a new connection src -> dst (node slots)
+    src: Array
+    dst: Array
+    src_id: Array  # i32: global node ids (the key identical new connections share)
+    dst_id: Array
+
+
+def propose(key: Array, g: Genome, p: Params, feed_forward: bool) -> Proposal:
+    """Draw an add-node and an add-connection mutation (neat-python's rules); invalid ones are off.
+
+    Add-node splits a random enabled connection (needs one free node slot and two
+    free connection slots). Add-connection joins a random input/hidden node to a
+    random hidden/output node; it is skipped when the connection exists, when it
+    would close a cycle (feed-forward), or when the table is full.
+    """
+    k1, k2, k3, k4, k5 = jax.random.split(key, 5)
+    n = g.node_id.shape[-1]
+    slots = jnp.arange(n)
+    nodes, conns = valid_nodes(g), valid_conns(g)
+    n_nodes, n_conns = jnp.sum(nodes), jnp.sum(conns)
+    free_conns = g.innov.shape[-1] - n_conns
+
+    split = _choice(k2, conns & g.enabled)
+    add_node = (
+        (jax.random.uniform(k1) < p.node_add_prob)
+        & jnp.any(conns & g.enabled)
+        & (n_nodes < n)
+        & (free_conns >= 2)
+    )
+    is_output = (slots >= g.num_inputs) & (slots < g.num_inputs + g.num_outputs)
+    src = _choice(k4, nodes & ~is_output)
+    dst = _choice(k5, nodes & (slots >= g.num_inputs))
+    exists = jnp.any(conns & (g.conn_in == src) & (g.conn_out == dst))
+    cycle = (src == dst) | reachable_from(g, dst)[src] if feed_forward else jnp.array(False)
+    add_conn = (
+        (jax.random.uniform(k3) < p.conn_add_prob)
+        & ~exists
+        & ~cycle
+        & (free_conns >= 1 + 2 * add_node.astype(jnp.int32))
+    )
+    return Proposal(
+        add_node=add_node,
+        split=split,
+        split_innov=g.innov[split],
+        add_conn=add_conn,
+        src=src,
+        dst=dst,
+        src_id=g.node_id[src],
+        dst_id=g.node_id[dst],
+    )
+
+
+class Numbers(NamedTuple):
+    """Global numbers assigned to each genome's proposals."""
+
+    node_id: Array  # i32[P]: the new node of an add-node
+    split_innovs: Array  # i32[P, 2]: its two connections
+    conn_innov: Array  # i32[P]: the new connection of an add-connection
+
+
+def _dense_rank(keys: tuple[Array, ...], flag: Array) -> tuple[Array, Array]:
+    """Rank of each flagged row's key among the distinct flagged keys (lexicographic), and their count."""
+    keys = tuple(jnp.where(flag, k, BIG) for k in keys)
+    order = jnp.lexsort(keys[::-1])
+    sorted_keys = [k[order] for k in keys]
+    differs = jnp.zeros(flag.shape, bool).at[0].set(True)
+    for k in sorted_keys:
+        differs = differs | jnp.concatenate([jnp.array([True]), k[1:] != k[:-1]])
+    new = flag[order] & differs
+    rank_sorted = jnp.cumsum(new) - 1
+    rank = jnp.zeros_like(rank_sorted).at[order].set(rank_sorted)
+    return rank.astype(jnp.int32), jnp.sum(new).astype(jnp.int32)
+
+
+def number_proposals(props: Proposal, next_node: Array, next_innov: Array) -> tuple[Numbers, Array, Array]:
+    """Number a population's proposals: genomes that split the same connection get the same new
+    node and connection numbers, and genomes adding the same (src, dst) connection share one.
+    Returns the numbers and the advanced (next_node, next_innov) counters."""
+    node_rank, n_split = _dense_rank((props.split_innov,), props.add_node)
+    conn_rank, n_conn = _dense_rank((props.src_id, props.dst_id), props.add_conn)
+    split_base = next_innov + 2 * node_rank
+    numbers = Numbers(
+        node_id=next_node + node_rank,
+        split_innovs=jnp.stack([split_base, split_base + 1], -1),
+        conn_innov=next_innov + 2 * n_split + conn_rank,
+    )
+    return numbers, next_node + n_split, next_innov + 2 * n_split + n_conn
+
+
+def apply_structure(
+    key: Array, g: Genome, prop: Proposal, num: Numbers, p: Params, activation: int
+) -> Genome:
+    """Apply one genome's numbered proposals: the split first, then the new connection."""
+    nodes, conns = valid_nodes(g), valid_conns(g)
+    n_nodes, n_conns = jnp.sum(nodes), jnp.sum(conns)
+    c = g.innov.shape[-1]
+    # Add node: slot n_nodes; connections a -> new (weight 1) and new -> b (the old weight).
+    a, b, w = g.conn_in[prop.split], g.conn_out[prop.split], g.weight[prop.split]
+    an = prop.add_node
+    node_slot = jnp.where(an, n_nodes, g.node_id.shape[-1])
+    g = g.replace(
+        node_id=g.node_id.at[node_slot].set(num.node_id, mode="drop"),
+        bias=g.bias.at[node_slot].set(0.0, mode="drop"),
+        response=g.response.at[node_slot].set(1.0, mode="drop"),
+        activation=g.activation.at[node_slot].set(activation, mode="drop"),
+        enabled=g.enabled.at[prop.split].set(jnp.where(an, False, g.enabled[prop.split])),
+    )
+    pair = jnp.where(an, n_conns + jnp.arange(2), c)
+    g = g.replace(
+        conn_in=g.conn_in.at[pair].set(jnp.stack([a, n_nodes]), mode="drop"),
+        conn_out=g.conn_out.at[pair].set(jnp.stack([n_nodes, b]), mode="drop"),
+        weight=g.weight.at[pair].set(jnp.stack([jnp.ones_like(w), w]), mode="drop"),
+        enabled=g.enabled.at[pair].set(True, mode="drop"),
+        innov=g.innov.at[pair].set(num.split_innovs, mode="drop"),
+    )
+    # Add connection: the next free slot, a fresh weight.
+    slot = jnp.where(prop.add_conn, n_conns + 2 * an.astype(jnp.int32), c)
+    w_new = jnp.clip(_normal(key, (), p.weight_init_mean, p.weight_init_stdev), -p.weight_max, p.weight_max)
+    return g.replace(
+        conn_in=g.conn_in.at[slot].set(prop.src, mode="drop"),
+        conn_out=g.conn_out.at[slot].set(prop.dst, mode="drop"),
+        weight=g.weight.at[slot].set(w_new, mode="drop"),
+        enabled=g.enabled.at[slot].set(True, mode="drop"),
+        innov=g.innov.at[slot].set(num.conn_innov, mode="drop"),
+    )
+
+
+# --------------------------------------------------------------------------- #
+# Attribute mutation.
+# --------------------------------------------------------------------------- #
+
+
+def _mutate_float(key, x, rate, power, replace_rate, init_mean, init_std, limit):
+    k1, k2, k3 = jax.random.split(key, 3)
+    r = jax.random.uniform(k1, x.shape)
+    perturbed = x + power * jax.random.normal(k2, x.shape)
+    fresh = _normal(k3, x.shape, init_mean, init_std)
+    out = jnp.where(r < rate, perturbed, jnp.where(r < rate + replace_rate, fresh, x))
+    return jnp.clip(out, -limit, limit)
+
+
+def mutate_attributes(key: Array, g: Genome, p: Params, activation_options: Array) -> Genome:
+    """Weights, biases, responses, enabled flags and activations, gene by gene (neat-python's rules)."""
+    kw, kb, kr, ke1, ke2, ka1, ka2 = jax.random.split(key, 7)
+    conns, nodes = valid_conns(g), valid_nodes(g)
+    hidden_or_out = nodes & (jnp.arange(g.node_id.shape[-1]) >= g.num_inputs)
+    weight = _mutate_float(
+        kw,
+        g.weight,
+        p.weight_mutate_rate,
+        p.weight_mutate_power,
+        p.weight_replace_rate,
+        p.weight_init_mean,
+        p.weight_init_stdev,
+        p.weight_max,
+    )
+    bias = _mutate_float(
+        kb,
+        g.bias,
+        p.bias_mutate_rate,
+        p.bias_mutate_power,
+        p.bias_replace_rate,
+        p.bias_init_mean,
+        p.bias_init_stdev,
+        p.bias_max,
+    )
+    response = _mutate_float(
+        kr, g.response, p.response_mutate_rate, p.response_mutate_power, 0.0, 1.0, 0.0, p.response_max
+    )
+    flip = jax.random.uniform(ke1, g.enabled.shape) < p.enabled_mutate_rate
+    enabled = jnp.where(flip, jax.random.bernoulli(ke2, 0.5, g.enabled.shape), g.enabled)
+    change = jax.random.uniform(ka1, g.activation.shape) < p.activation_mutate_rate
+    pick = jax.random.choice(ka2, activation_options, g.activation.shape)
+    return g.replace(
+        weight=jnp.where(conns, weight, 0.0),
+        enabled=enabled & conns,
+        bias=jnp.where(hidden_or_out, bias, g.bias),
+        response=jnp.where(hidden_or_out, response, g.response),
+        activation=jnp.where(hidden_or_out & change, pick, g.activation),
+    )
+
+
+# --------------------------------------------------------------------------- #
+# Crossover and compatibility distance: genes aligned by innovation number.
+# --------------------------------------------------------------------------- #
+
+
+def _sorted_innov(g: Genome) -> Array:
+    return jnp.where(valid_conns(g), g.innov, BIG)
+
+
+def align(a: Genome, b: Genome) -> tuple[Array, Array]:
+    """For each connection slot of ``a``: whether ``b`` has the same innovation, and its slot in ``b``."""
+    keys_b = _sorted_innov(b)
+    j = jnp.clip(jnp.searchsorted(keys_b, a.innov), 0, keys_b.shape[0] - 1)
+    return valid_conns(a) & (keys_b[j] == a.innov), j
+
+
+def crossover(key: Array, a: Genome, b: Genome, fitness_a: Array, fitness_b: Array, p: Params) -> Genome:
+    """NEAT crossover: the fitter parent's genes (its structure), matching genes' attributes from
+    either parent at random; a gene disabled in either parent is disabled with ``disable_inherited``
+    chance. Ties keep ``a``'s structure. ``crossover(g, g)`` is ``g``."""
+    swap = fitness_b > fitness_a
+    fit, other = jax.tree_util.tree_map(lambda x, y: jnp.where(swap, y, x), (a, b), (b, a))
+    k1, k2, k3 = jax.random.split(key, 3)
+    match, j = align(fit, other)
+    take = match & jax.random.bernoulli(k1, 0.5, match.shape)
+    either_off = match & (~fit.enabled | ~other.enabled[j])
+    chosen_on = jnp.where(take, other.enabled[j], fit.enabled)
+    enabled = chosen_on & ~(either_off & (jax.random.uniform(k2, match.shape) < p.disable_inherited))
+    # Node genes aligned by node id.
+    same = (fit.node_id[:, None] == other.node_id[None, :]) & (fit.node_id[:, None] >= 0)
+    has, jn = jnp.any(same, 1), jnp.argmax(same, 1)
+    take_n = has & jax.random.bernoulli(k3, 0.5, has.shape)
+    return fit.replace(
+        weight=jnp.where(take, other.weight[j], fit.weight),
+        enabled=enabled,
+        bias=jnp.where(take_n, other.bias[jn], fit.bias),
+        response=jnp.where(take_n, other.response[jn], fit.response),
+        activation=jnp.where(take_n, other.activation[jn], fit.activation),
+    )
+
+
+def distances(pop: Genome, reps: Genome, p: Params) -> Array:
+    """Compatibility distance of every genome in ``pop`` (leading axis P) to every genome in
+    ``reps`` (leading axis S): f32[P, S] (Stanley & Miikkulainen 2002, eq. 1, normalised as in
+    neat-python).
+
+    Connection genes: ``(c1 E + c2 D + c3 W) / N_conn`` with E excess and D
+    disjoint genes (aligned by innovation number), W the summed difference of
+    matching genes (|weight difference|, plus 1 where one is disabled) and
+    N_conn the larger genome's connection count. Node genes (outputs and hidden,
+    aligned by node id) add ``(c2 D_node + c3 W_node) / N_node``, W_node summing
+    |bias difference| + |response difference| + 1 for a different activation.
+
+    Genes are aligned through a table over the representatives' genes: each gene
+    of ``pop`` is looked up once (a binary search), so the cost is
+    O(P S C + P C log(S C)) rather than a search per pair.
+    """
+    conn = _gene_distance(
+        pop.innov, valid_conns(pop), reps.innov, valid_conns(reps),
+        (pop.weight, pop.enabled.astype(jnp.float32)), (reps.weight, reps.enabled.astype(jnp.float32)),
+        (lambda a, b: jnp.abs(a - b), lambda a, b: (a != b).astype(jnp.float32)),
+        p, excess=True,
+    )  # fmt: skip
+    slot = jnp.arange(pop.node_id.shape[-1])
+    genes = lambda g: valid_nodes(g) & (slot >= g.num_inputs)  # noqa: E731  (inputs are not genes)
+    node = _gene_distance(
+        pop.node_id, genes(pop), reps.node_id, genes(reps),
+        (pop.bias, pop.response, pop.activation), (reps.bias, reps.response, reps.activation),
+        (lambda a, b: jnp.abs(a - b),) * 2 + (lambda a, b: (a != b).astype(jnp.float32),),
+        p, excess=False,
+    )  # fmt: skip
+    return conn + node
+
+
+def _gene_distance(key_g, valid_g, key_r, valid_r, attrs_g, attrs_r, diffs, p: Params, excess: bool) -> Array:
+    S, width = key_r.shape
+    kr = jnp.where(valid_r, key_r, BIG)
+    kg = jnp.where(valid_g, key_g, BIG)
+    union = jnp.sort(kr.ravel())
+    pos_r = jnp.searchsorted(union, kr)  # [S, width]; equal keys share the first position
+    pos_g = jnp.clip(jnp.searchsorted(union, kg), 0, union.shape[0] - 1)  # [P, width]
+    in_union = valid_g & (union[pos_g] == kg)
+    rows = jnp.arange(S)[:, None]
+    drop = jnp.where(valid_r, pos_r, union.shape[0])  # invalid rep genes go nowhere
+
+    def table(x, fill):
+        return jnp.full((S, union.shape[0]), fill, x.dtype).at[rows, drop].set(x, mode="drop")
+
+    present = table(valid_r, False)[:, pos_g]  # [S, P, width]
+    match = jnp.moveaxis(present, 0, 1) & in_union[:, None, :]  # [P, S, width]
+    gene_d = sum(
+        f(a[:, None, :], jnp.moveaxis(table(b, jnp.zeros((), b.dtype))[:, pos_g], 0, 1))
+        for f, a, b in zip(diffs, attrs_g, attrs_r, strict=True)
+    )
+    wsum = jnp.sum(jnp.where(match, gene_d, 0.0), -1)
+    n_match = jnp.sum(match, -1)
+    n_g = jnp.sum(valid_g, -1)[:, None]
+    n_r = jnp.sum(valid_r, -1)[None, :]
+    unmatched = n_g + n_r - 2 * n_match
+    if excess:
+        max_g = jnp.max(jnp.where(valid_g, key_g, -1), -1)
+        max_r = jnp.max(jnp.where(valid_r, key_r, -1), -1)
+        ex = jnp.sum(valid_g[:, None, :] & ~match & (key_g[:, None, :] > max_r[None, :, None]), -1)
+        ex = ex + jnp.sum(valid_r[None] & (key_r[None] > max_g[:, None, None]), -1)
+        mismatch = p.excess_coefficient * ex + p.disjoint_coefficient * (unmatched - ex)
+    else:
+        mismatch = p.disjoint_coefficient * unmatched
+    return (mismatch + p.weight_coefficient * wsum) / jnp.maximum(jnp.maximum(n_g, n_r), 1)
+
+
+def distance(a: Genome, b: Genome, p: Params) -> Array:
+    """The compatibility distance of two genomes (see :func:`distances`)."""
+    one = lambda g: jax.tree_util.tree_map(lambda x: x[None], g)  # noqa: E731
+    return distances(one(a), one(b), p)[0, 0]
