@@ -1,9 +1,10 @@
-"""BBOB: COCO's 24 noiseless functions in JAX, any instance and dimension (``ne.bbob``).
+"""BBOB: COCO's 24 noiseless functions and its noisy suite in JAX, any instance and dimension (``ne.bbob``).
 
 ``function(fid, dimension, instance)`` returns a batched, jit-able function with
-``.xopt``, ``.fopt`` and ``.raw(x)`` (``f - fopt`` without cancellation);
-``suite(...)`` enumerates problems in COCO's order. See ``neuroevo.tasks.bbob``
-for the task (fitness ``-(f - fopt)``).
+``.xopt``, ``.fopt`` and ``.raw(x)`` (``f - fopt`` without cancellation); for
+``fid`` 101-130 (``noisy_function``) it is called as ``f(key, x)`` and has
+``.noiseless(x)``. ``suite(...)`` enumerates problems in COCO's order. See
+``neuroevo.tasks.bbob`` for the task (fitness ``-(f - fopt)``).
 """
 
 from __future__ import annotations
@@ -12,9 +13,32 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from neuroevo.bbob import legacy_rng
-from neuroevo.bbob.functions import NAMES, BBOBFunction, _check, function, seed_of
+from neuroevo.bbob.functions import (
+    ALL_FIDS,
+    NAMES,
+    NOISELESS_FIDS,
+    NOISY_FIDS,
+    BBOBFunction,
+    _check,
+    seed_of,
+)
+from neuroevo.bbob.noisy import NOISY_NAMES, NoisyBBOBFunction, noisy_function
 
 DIMENSIONS = (2, 3, 5, 10, 20, 40)
+
+
+def function(fid: int, dimension: int, instance: int) -> BBOBFunction | NoisyBBOBFunction:
+    """BBOB function ``fid`` in ``dimension`` (>= 2), function instance ``instance`` (>= 1).
+
+    ``fid`` 1-24: the noiseless suite, ``f(x)`` (:class:`BBOBFunction`); 101-130:
+    the noisy suite, ``f(key, x)`` (:class:`NoisyBBOBFunction`). The instance
+    number is COCO's (``cocoex.BareProblem("bbob", fid, dimension, instance)``,
+    ``cocoex.Suite("bbob-noisy", ...)``).
+    """
+    _check(fid, dimension, instance)
+    if int(fid) in NOISY_FIDS:
+        return NoisyBBOBFunction(fid, dimension, instance)
+    return BBOBFunction(fid, dimension, instance)
 
 
 class Problem(NamedTuple):
@@ -24,7 +48,7 @@ class Problem(NamedTuple):
     dimension: int
     instance: int
 
-    def function(self) -> BBOBFunction:
+    def function(self) -> BBOBFunction | NoisyBBOBFunction:
         return function(self.fid, self.dimension, self.instance)
 
 
@@ -33,7 +57,10 @@ def suite(
     dimensions: Iterable[int] = DIMENSIONS,
     instances: Iterable[int] = range(1, 16),
 ) -> list[Problem]:
-    """Every (fid, dimension, instance) in COCO's order: dimension, then function, then instance."""
+    """Every (fid, dimension, instance) in COCO's order: dimension, then function, then instance.
+
+    ``functions`` may include the noisy suite's 101-130.
+    """
     functions, dimensions, instances = list(functions), list(dimensions), list(instances)
     for fid in functions:
         _check(fid, 2, 1)
@@ -44,4 +71,19 @@ def suite(
     return [Problem(int(f), int(d), int(i)) for d in dimensions for f in functions for i in instances]
 
 
-__all__ = ["DIMENSIONS", "NAMES", "BBOBFunction", "Problem", "function", "legacy_rng", "seed_of", "suite"]
+__all__ = [
+    "ALL_FIDS",
+    "DIMENSIONS",
+    "NAMES",
+    "NOISELESS_FIDS",
+    "NOISY_FIDS",
+    "NOISY_NAMES",
+    "BBOBFunction",
+    "NoisyBBOBFunction",
+    "Problem",
+    "function",
+    "legacy_rng",
+    "noisy_function",
+    "seed_of",
+    "suite",
+]

@@ -182,7 +182,8 @@ def _f6(d, seed):
     return _Spec(xo, {"m": m, "xo": xo}, raw)
 
 
-def _f7(d, seed):
+def _f7(d, seed, pen=1.0):
+    """Step ellipsoid; ``pen`` scales its boundary penalty (0 in the noisy suite's f113-f115)."""
     rot1 = rng.rotation(seed + 1000000, d)
     rot2 = rng.rotation(seed, d)
 
@@ -191,7 +192,7 @@ def _f7(d, seed):
         zt = jnp.where(jnp.abs(zh) > 0.5, jnp.round(zh), jnp.round(10.0 * zh) / 10.0)
         y = _matvec(c["r"], zt)
         core = jnp.maximum(1e-4 * jnp.abs(zh[..., 0]), jnp.sum(c["w"] * y * y, axis=-1))
-        return 0.1 * core + _pen(x)
+        return 0.1 * core + pen * _pen(x)
 
     return _Spec(
         rng.xopt(seed, d), {"q": rot2 * _lam(10.0, d)[:, None], "r": rot1, "w": 100.0 ** _exps(d)}, raw
@@ -220,11 +221,13 @@ def _f9(d, seed):
     return _Spec(xo, {"m": k * rot}, raw)
 
 
-def _f10(d, seed):
+def _f10(d, seed, cond=1e6):
+    """Ellipsoid of conditioning ``cond`` (1e4 in the noisy suite's f116-f118)."""
+
     def raw(x, z, c):
         return jnp.sum(c["w"] * jnp.square(_osz(_matvec(c["r"], z))), axis=-1)
 
-    return _Spec(rng.xopt(seed, d), {"r": rng.rotation(seed + 1000000, d), "w": 1e6 ** _exps(d)}, raw)
+    return _Spec(rng.xopt(seed, d), {"r": rng.rotation(seed + 1000000, d), "w": cond ** _exps(d)}, raw)
 
 
 def _f11(d, seed):
@@ -292,7 +295,9 @@ def _f16(d, seed):
     return _Spec(rng.xopt(seed, d), {"r": rot1, "m": m, "a2": 2.0 * 0.5**k, "b": 3.0**k}, raw)
 
 
-def _schaffers(cond):
+def _schaffers(cond, pen=10.0):
+    """Schaffers F7 of conditioning ``cond``; ``pen`` scales the penalty (0 in f122-f124)."""
+
     def build(d, seed):
         rot1 = rng.rotation(seed + 1000000, d)
         rot2 = rng.rotation(seed, d)
@@ -301,22 +306,23 @@ def _schaffers(cond):
             y = _matvec(c["m"], _asy(_matvec(c["r"], z), 0.5, c["e"]))
             t = y[..., :-1] ** 2 + y[..., 1:] ** 2
             s = t**0.25 * (1.0 + jnp.square(jnp.sin(50.0 * t**0.1)))
-            return jnp.square(jnp.sum(s, axis=-1) / (d - 1.0)) + 10.0 * _pen(x)
+            return jnp.square(jnp.sum(s, axis=-1) / (d - 1.0)) + pen * _pen(x)
 
         return _Spec(rng.xopt(seed, d), {"r": rot1, "m": _lam(cond, d)[:, None] * rot2, "e": _exps(d)}, raw)
 
     return build
 
 
-def _f19(d, seed):
+def _f19(d, seed, fac=10.0):
+    """Griewank-Rosenbrock ``fac + fac mean(s / 4000 - cos s)`` (``fac`` is 1 in f125-f127)."""
     rot = rng.rotation(seed, d)
     k = _rosen_factor(d)
     xo = rot.sum(axis=0) / (2.0 * k)  # where k R x + 0.5 = 1
 
     def raw(x, z, c):
         s = _rosenbrock_shifted(_matvec(c["m"], z))
-        # 10 + 10 mean(s / 4000 - cos s) = 10 mean(s / 4000 + 2 sin^2(s / 2))
-        return 10.0 * jnp.mean(s / 4000.0 + 2.0 * jnp.square(jnp.sin(0.5 * s)), axis=-1)
+        # fac + fac mean(s / 4000 - cos s) = fac mean(s / 4000 + 2 sin^2(s / 2))
+        return fac * jnp.mean(s / 4000.0 + 2.0 * jnp.square(jnp.sin(0.5 * s)), axis=-1)
 
     return _Spec(xo, {"m": k * rot}, raw)
 
@@ -372,7 +378,9 @@ def _f20(d, seed):
     )
 
 
-def _gallagher(peaks):
+def _gallagher(peaks, pen=1.0):
+    """Gallagher's ``peaks`` peaks; ``pen`` scales the penalty (0 in f128-f130)."""
+
     def build(d, seed):
         if peaks == 101:
             b, cc, cond0 = 10.0, 5.0, math.sqrt(1000.0)
@@ -402,7 +410,7 @@ def _gallagher(peaks):
                 [-10.0 * jnp.expm1(q[..., :1]), 10.0 - c["heights"][1:] * jnp.exp(q[..., 1:])], axis=-1
             )
             g = jnp.maximum(jnp.min(gaps, axis=-1), 0.0)
-            return jnp.square(_osz(g)) + _pen(x)
+            return jnp.square(_osz(g)) + pen * _pen(x)
 
         return _Spec(xo, {"r": rot, "off": offset, "scales": scales, "heights": heights}, raw)
 
@@ -470,16 +478,27 @@ class BBOBFunction:
     """
 
     def __init__(self, fid: int, dimension: int, instance: int):
-        _check(fid, dimension, instance)
+        _check(fid, dimension, instance, NOISELESS_FIDS)
+        spec = _BUILDERS[int(fid)](int(dimension), seed_of(fid, instance))
+        self._setup(fid, dimension, instance, NAMES[int(fid)], rng.fopt(fid, instance), spec, int(fid))
+
+    @classmethod
+    def _from_spec(cls, fid, dimension, instance, name, fopt, spec, cache_key):
+        """A function from given instance data (the noisy suite's noise-free cores)."""
+        self = cls.__new__(cls)
+        self._setup(fid, dimension, instance, name, fopt, spec, cache_key)
+        return self
+
+    def _setup(self, fid, dimension, instance, name, fopt, spec, cache_key):
         self.fid, self.dimension, self.instance = int(fid), int(dimension), int(instance)
-        self.name = NAMES[self.fid]
-        self.fopt = rng.fopt(self.fid, self.instance)
-        spec = _BUILDERS[self.fid](self.dimension, seed_of(self.fid, self.instance))
+        self.name = name
+        self.fopt = float(fopt)
         self.xopt = np.asarray(spec.xopt, dtype=np.float64)
         self.xopt.setflags(write=False)
         self._spec = spec
         self._center = self.xopt if spec.center is None else np.asarray(spec.center, dtype=np.float64)
         self._cast: dict = {}
+        self._cache_key = cache_key
 
     def __repr__(self) -> str:
         return f"BBOBFunction(f{self.fid} {self.name}, dimension={self.dimension}, instance={self.instance})"
@@ -507,7 +526,7 @@ class BBOBFunction:
     def raw(self, x) -> jnp.ndarray:
         """``f(x) - fopt`` without adding ``fopt`` (no cancellation): the precision target."""
         x = self._prepare(x)
-        return _compiled(self.fid, self.dimension, self._spec.raw)(x, self._consts(x.dtype))
+        return _compiled(self._cache_key, self.dimension, self._spec.raw)(x, self._consts(x.dtype))
 
     delta = raw
 
@@ -519,10 +538,10 @@ class BBOBFunction:
 _COMPILED: dict = {}
 
 
-def _compiled(fid, dimension, raw):
-    """One jitted evaluator per (fid, dimension): an instance's data are its arguments, so
-    every instance of a function and dimension shares one compiled program."""
-    key = (fid, dimension)
+def _compiled(cache_key, dimension, raw):
+    """One jitted evaluator per (function, dimension): an instance's data are its arguments,
+    so every instance of a function and dimension shares one compiled program."""
+    key = (cache_key, dimension)
     if key not in _COMPILED:
 
         def evaluate(x, c):
@@ -533,9 +552,19 @@ def _compiled(fid, dimension, raw):
     return _COMPILED[key]
 
 
-def _check(fid, dimension, instance):
-    if not (isinstance(fid, int | np.integer) and 1 <= fid <= 24):
-        raise ValueError(f"bbob: fid must be an integer in 1..24, got {fid!r}")
+NOISELESS_FIDS = range(1, 25)
+NOISY_FIDS = range(101, 131)
+ALL_FIDS = (*NOISELESS_FIDS, *NOISY_FIDS)
+_FID_TEXT = {
+    NOISELESS_FIDS: "1..24",
+    NOISY_FIDS: "101..130 (the noisy suite)",
+    ALL_FIDS: "1..24 (noiseless) or 101..130 (noisy)",
+}
+
+
+def _check(fid, dimension, instance, fids=ALL_FIDS):
+    if not (isinstance(fid, int | np.integer) and int(fid) in fids):
+        raise ValueError(f"bbob: fid must be an integer in {_FID_TEXT[fids]}, got {fid!r}")
     if not (isinstance(dimension, int | np.integer) and dimension >= 2):
         raise ValueError(f"bbob: dimension must be an integer >= 2, got {dimension!r}")
     if not (isinstance(instance, int | np.integer) and instance >= 1):
@@ -543,9 +572,10 @@ def _check(fid, dimension, instance):
 
 
 def function(fid: int, dimension: int, instance: int) -> BBOBFunction:
-    """BBOB function ``fid`` (1-24) in ``dimension`` (>= 2), function instance ``instance`` (>= 1).
+    """Noiseless BBOB function ``fid`` (1-24) in ``dimension`` (>= 2), function instance ``instance`` (>= 1).
 
     The instance number is COCO's function instance (the one in its seeds), the
     same as ``cocoex.BareProblem("bbob", fid, dimension, instance)``.
+    ``neuroevo.bbob.function`` also takes the noisy suite's 101-130.
     """
     return BBOBFunction(fid, dimension, instance)
