@@ -64,9 +64,13 @@ def test_matches_cocoex_float64(fid):
     assert worst <= 1e-9
 
 
-# sin/cos of arguments up to ~1e5 (f16: 3^11 y, f19: Rosenbrock values, f23: 2^32 y): the
-# float32 rounding of the rotated point itself moves these phases, whatever the formula.
-F32_TOL = {16: 3e-3, 19: 1e-2, 23: 1e-3}
+# float32 error at random points in [-5, 5] against float64 at the same float32 points. Measured
+# (max over this test's points): f16 6.1e-5, f17/f18 <= 2e-5, the others <= 4e-6 (f19 3e-7).
+# f16, f19 and f23 take sin/cos of arguments up to ~1e6 (3^11 y, Rosenbrock values, 2^32 y): in
+# float32 they carry the rotated point (and f19 its Rosenbrock value) as a hi + lo pair and reduce
+# the phases exactly (see _matvec_dd, _frac_3k, _sin2_dd in neuroevo/bbob/functions.py); before
+# that their errors were 1.2e-4, 1.1e-3 and 2.5e-4. f16's remaining error is T_osz's own float32
+# rounding (storing its output in float32 alone costs 3.6e-5 at these points).
 
 
 @pytest.mark.parametrize("fid", range(1, 25))
@@ -89,7 +93,7 @@ def test_float32_precision(fid):
         worst_offset = max(worst_offset, float(np.max(err[N_RANDOM:])))
     REPORT["f32"][fid] = worst_random
     print(f"f{fid} float32 max rel err random {worst_random:.1e}, at xopt+1e-5 {worst_offset:.1e}")
-    assert worst_random <= F32_TOL.get(fid, 1e-4)
+    assert worst_random <= 1e-4
     assert worst_offset <= 0.03  # fitness -(f - fopt) in float32 is good to a few % even at 1e-10
 
 

@@ -150,8 +150,8 @@ def test_noise_distribution_matches_cocoex(fid):
 
 
 def test_api_jit_vmap_float32_and_task():
-    f = ne.bbob.function(125, 4, 2)
-    assert isinstance(f, ne.bbob.NoisyBBOBFunction) and "Griewank" in repr(f)
+    f = ne.bbob.function(113, 4, 2)
+    assert isinstance(f, ne.bbob.NoisyBBOBFunction) and "step ellipsoid" in repr(f)
     x = jax.random.uniform(jax.random.key(0), (3, 6, 4), minval=-5, maxval=5)
     y = f(jax.random.key(1), x)
     assert y.shape == (3, 6) and y.dtype == jnp.float32
@@ -160,19 +160,25 @@ def test_api_jit_vmap_float32_and_task():
     keys = jax.random.split(jax.random.key(3), 3)
     assert jax.vmap(f)(keys, x).shape == (3, 6)
     np.testing.assert_allclose(f.noiseless(x), f.raw(x) + np.float32(f.fopt), rtol=1e-6)
-    # the noise-free core is f19's landscape divided by 10 (same instance data, factor 1)
-    f19 = ne.bbob.function(19, 4, 2)
-    np.testing.assert_allclose(f.core.raw(x), f19.raw(x) / 10.0, rtol=1e-5)
-    np.testing.assert_array_equal(f.xopt, f19.xopt)
+    # inside [-5, 5] the noise-free part is f7's landscape (same instance data, no penalty there)
+    f7 = ne.bbob.function(7, 4, 2)
+    np.testing.assert_allclose(f.raw(x), f7.raw(x), rtol=1e-6)
+    np.testing.assert_array_equal(f.xopt, f7.xopt)
+    assert f.fopt == f7.fopt
+    outside = jnp.full((1, 4), 7.0)  # f_pen = 100 * 4 * 2^2, where f7's own penalty is 4 * 2^2
+    np.testing.assert_allclose(f.raw(outside) - f.core.raw(outside), 1600.0, rtol=1e-6)
 
-    task = ne.tasks.bbob(125, 4, 2)
-    assert task.info["noisy"] and task.info["name"] == "bbob_noisy_f125_i02_d04"
+    task = ne.tasks.bbob(113, 4, 2)
+    assert task.info["noisy"] and task.info["name"] == "bbob_noisy_f113_i02_d04"
     sols = jnp.stack([jnp.zeros(4), jnp.asarray(f.xopt, dtype=jnp.float32)])
     ev, _ = task.evaluate(jax.random.key(4), task.init(jax.random.key(0)), sols)
     np.testing.assert_allclose(ev.fitness, -ev.metrics["delta"])
     np.testing.assert_allclose(ev.metrics["noiseless_delta"], f.raw(sols), rtol=1e-6)
     np.testing.assert_allclose(ev.metrics["delta"], f.delta(jax.random.key(4), sols), rtol=1e-6)
-    assert float(ev.fitness[1]) > -1e-4  # at xopt (to float32): no noise below 1e-8, tiny above
+    np.testing.assert_allclose(ev.metrics["value"], f(jax.random.key(4), sols), rtol=1e-6)
+    # at xopt (rounded to float32) f - fopt < 1e-8: no noise, the fitness is the noise-free value
+    assert 0.0 <= float(ev.metrics["noiseless_delta"][1]) < 1e-8
+    assert float(ev.fitness[1]) == -float(ev.metrics["noiseless_delta"][1])
 
 
 def test_suite_and_bad_arguments():

@@ -93,8 +93,120 @@ def _rosenbrock_shifted(y):
     return 100.0 * jnp.square(a * a + 2.0 * a - b) + a * a
 
 
+def _split(y, bits):
+    """``y`` as exact parts, each with at most ``bits`` significant bits (masking the significand)."""
+    info = jnp.finfo(y.dtype)
+    uint = jnp.uint32 if info.bits == 32 else jnp.uint64
+    drop = info.nmant + 1 - bits  # low significand bits to clear
+    mask = ~np.array((1 << drop) - 1, dtype=uint)
+    parts, rest = [], y
+    for _ in range(-(-(info.nmant + 1) // bits)):
+        hi = jax.lax.bitcast_convert_type(jax.lax.bitcast_convert_type(rest, uint) & mask, y.dtype)
+        parts.append(hi)
+        rest = rest - hi  # exact: the cleared low bits
+    return parts
+
+
+def _frac_3k(y):
+    """``3**k y mod 1`` in [-1/2, 1/2] for k = 0..11, shape ``y.shape + (12,)``, without rounding the product.
+
+    ``y`` is split into parts whose products with ``3**k <= 3**11 < 2**18`` are
+    exact, each reduced mod 1 exactly: the phase is as precise as ``y`` itself,
+    where ``3**k y`` rounded in the working dtype (and ``pi`` times it) would lose
+    up to 18 bits (f16's sin(pi 3^11 y)).
+    """
+    b = jnp.asarray(3.0 ** np.arange(12), dtype=y.dtype)
+    bits = max(jnp.finfo(y.dtype).nmant + 1 - 18, 1)
+    r = jnp.zeros(y.shape + (12,), y.dtype)
+    for part in _split(y, bits):
+        t = part[..., None] * b
+        r = r + (t - jnp.round(t))
+    return r - jnp.round(r)
+
+
+def _two_sum(a, b):
+    """``a + b = s + e`` exactly (Knuth), elementwise."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def _exact_sum(terms):
+    """Sum over the last axis as ``hi + lo`` to about twice the working precision (pairwise two-sums)."""
+    n = terms.shape[-1]
+    width = 1 << max(n - 1, 0).bit_length()
+    hi = jnp.concatenate([terms, jnp.zeros(terms.shape[:-1] + (width - n,), terms.dtype)], axis=-1)
+    lo = jnp.zeros(terms.shape[:-1], terms.dtype)
+    while hi.shape[-1] > 1:
+        hi, e = _two_sum(hi[..., 0::2], hi[..., 1::2])
+        lo = lo + jnp.sum(e, axis=-1)
+    return _two_sum(hi[..., 0], lo)
+
+
+def _matvec_dd(m, m_lo, z, z_lo):
+    """``(m + m_lo)(z + z_lo)`` as ``hi + lo`` (double-word): products split exact, sums compensated."""
+    half = (jnp.finfo(z.dtype).nmant + 2) // 2
+    mp, zp = _split(m, half), _split(z, half)
+    prods = [a * b[..., None, :] for a in mp for b in zp]  # each exact, (..., i, j)
+    hi, lo = _exact_sum(jnp.concatenate(prods, axis=-1))
+    return _two_sum(hi, lo + _matvec(m_lo, z) + _matvec(m, z_lo))
+
+
+def _shift_dd(x, c):
+    """``x - (hi + lo)`` (the optimum, split) as ``hi + lo``."""
+    z_hi, z_lo = _two_sum(x, -c["hi"])
+    return _two_sum(z_hi, z_lo - c["lo"])
+
+
+def _mul_dd(terms_a, terms_b):
+    """Exact partial products of two lists of parts, summed as ``hi + lo``."""
+    return _exact_sum(jnp.stack([a * b for a in terms_a for b in terms_b], axis=-1))
+
+
+def _square_dd(h, h_lo):
+    """``(h + h_lo)**2`` as ``hi + lo``."""
+    half = (jnp.finfo(h.dtype).nmant + 2) // 2
+    parts = _split(h, half)
+    sq_hi, sq_lo = _mul_dd(parts, parts)
+    return _two_sum(sq_hi, sq_lo + 2.0 * h * h_lo)
+
+
+def _rosenbrock_shifted_dd(y, y_lo):
+    """``_rosenbrock_shifted`` of ``y + y_lo`` as ``hi + lo`` (per pair of coordinates)."""
+    a, a_lo, b, b_lo = y[..., :-1], y_lo[..., :-1], y[..., 1:], y_lo[..., 1:]
+    a2, a2_lo = _square_dd(a, a_lo)
+    q, q_lo = _exact_sum(jnp.stack([a2, 2.0 * a, -b, a2_lo + 2.0 * a_lo - b_lo], axis=-1))
+    # 10 q exactly: 10 has 3 significant bits, the parts of q at most nmant - 2
+    q10, q10_lo = _exact_sum(jnp.stack([10.0 * p for p in _split(q, jnp.finfo(q.dtype).nmant - 2)], axis=-1))
+    q10_lo = q10_lo + 10.0 * q_lo
+    big, big_lo = _square_dd(q10, q10_lo)
+    return _exact_sum(jnp.stack([big, a2, big_lo + a2_lo], axis=-1))
+
+
+@cache
+def _pi_parts(dtype_name, bits=4, count=12):
+    """pi as ``count`` numbers of ``bits`` significant bits each (their products with n < 2^20 exact)."""
+    parts, rest = [], math.pi
+    for _ in range(count):
+        m, e = math.frexp(rest)
+        part = math.floor(m * 2**bits) / 2**bits * 2.0**e
+        parts.append(part)
+        rest -= part
+    return np.asarray(parts, dtype=dtype_name)
+
+
+def _sin2_dd(h, h_lo):
+    """``sin(h + h_lo)**2`` for a double-word argument, reduced mod pi without rounding ``n pi``."""
+    n = jnp.round(h / jnp.asarray(math.pi, h.dtype))
+    r = h
+    for p in _pi_parts(np.dtype(h.dtype).name):
+        r = r - n * p
+    return jnp.square(jnp.sin(r + h_lo))
+
+
 def _matvec(m, z):
-    return z @ m.T
+    """``m z`` over the last axis, in full precision (no TF32/bf16 passes on accelerators)."""
+    return jnp.matmul(z, m.T, precision=jax.lax.Precision.HIGHEST)
 
 
 # ---------------------------------------------------------------------------
@@ -108,6 +220,7 @@ class _Spec:
     raw: Callable  # (x, z, c) -> f - fopt; z = x - c["center"] computed precisely
     center: np.ndarray | None = None  # the point z is measured from (default xopt)
     extra: dict = field(default_factory=dict)
+    split: tuple = ()  # consts also given as c[k + "_lo"] = c[k] - (c[k] in the working dtype)
 
 
 def _exps(d):
@@ -286,13 +399,19 @@ def _f16(d, seed):
     k = np.arange(12)
 
     def raw(x, z, c):
-        y = _osz(_matvec(c["r"], z))
-        y = _matvec(c["m"], y)
+        if jnp.finfo(x.dtype).bits < 64:
+            # phases 3^11 y: carry the rotations as hi + lo (T_osz's own rounding remains)
+            u, u_lo = _matvec_dd(c["r"], c["r_lo"], *_shift_dd(x, c))
+            y, y_lo = _matvec_dd(c["m"], c["m_lo"], _osz(u + u_lo), jnp.zeros_like(u))
+        else:
+            y, y_lo = _matvec(c["m"], _osz(_matvec(c["r"], z))), jnp.zeros_like(z)
         # cos(2 pi 3^k (y + 1/2)) - cos(pi 3^k) = 2 sin^2(pi 3^k y) since 3^k is odd
-        s = jnp.sum(c["a2"] * jnp.square(jnp.sin(jnp.pi * c["b"] * y[..., None])), axis=(-2, -1))
+        phase = _frac_3k(y) + y_lo[..., None] * c["b"]
+        s = jnp.sum(c["a2"] * jnp.square(jnp.sin(jnp.pi * phase)), axis=(-2, -1))
         return 10.0 * (s / d) ** 3 + (10.0 / d) * _pen(x)
 
-    return _Spec(rng.xopt(seed, d), {"r": rot1, "m": m, "a2": 2.0 * 0.5**k, "b": 3.0**k}, raw)
+    consts = {"r": rot1, "m": m, "a2": 2.0 * 0.5**k, "b": 3.0**k}
+    return _Spec(rng.xopt(seed, d), consts, raw, split=("r", "m"))
 
 
 def _schaffers(cond, pen=10.0):
@@ -320,11 +439,18 @@ def _f19(d, seed, fac=10.0):
     xo = rot.sum(axis=0) / (2.0 * k)  # where k R x + 0.5 = 1
 
     def raw(x, z, c):
-        s = _rosenbrock_shifted(_matvec(c["m"], z))
         # fac + fac mean(s / 4000 - cos s) = fac mean(s / 4000 + 2 sin^2(s / 2))
-        return fac * jnp.mean(s / 4000.0 + 2.0 * jnp.square(jnp.sin(0.5 * s)), axis=-1)
+        if jnp.finfo(x.dtype).bits < 64:
+            # cos of Rosenbrock values up to ~1e6: carry y and s as hi + lo, reduce s / 2 mod pi
+            y, y_lo = _matvec_dd(c["m"], c["m_lo"], *_shift_dd(x, c))
+            s, s_lo = _rosenbrock_shifted_dd(y, y_lo)
+            sin2 = _sin2_dd(0.5 * s, 0.5 * s_lo)
+        else:
+            s = _rosenbrock_shifted(_matvec(c["m"], z))
+            sin2 = jnp.square(jnp.sin(0.5 * s))
+        return fac * jnp.mean(s / 4000.0 + 2.0 * sin2, axis=-1)
 
-    return _Spec(xo, {"m": k * rot}, raw)
+    return _Spec(xo, {"m": k * rot}, raw, split=("m",))
 
 
 _SCHWEFEL_X0 = 420.96874637  # 100 * 2 |xopt|, where COCO puts each inner coordinate's optimum
@@ -422,13 +548,19 @@ def _f23(d, seed):
     two_j = 2.0 ** np.arange(1, 33)
 
     def raw(x, z, c):
-        y = _matvec(c["m"], z)
-        v = y[..., None] * c["two_j"]
-        t = jnp.sum(jnp.abs(v - jnp.round(v)) / c["two_j"], axis=-1)
+        if jnp.finfo(x.dtype).bits < 64:
+            # its terms resolve y to 2^-32, finer than a float32 y: carry y as hi + lo
+            y, y_lo = _matvec_dd(c["m"], c["m_lo"], *_shift_dd(x, c))
+        else:
+            y, y_lo = _matvec(c["m"], z), jnp.zeros_like(z)
+        v = y[..., None] * c["two_j"]  # exact: a power of 2
+        w = (v - jnp.round(v)) + y_lo[..., None] * c["two_j"]
+        t = jnp.sum(jnp.abs(w - jnp.round(w)) / c["two_j"], axis=-1)
         log_prod = jnp.sum(jnp.log1p(c["i1"] * t), axis=-1)
         return 10.0 / d**2 * jnp.expm1(10.0 / d**1.2 * log_prod) + _pen(x)
 
-    return _Spec(rng.xopt(seed, d), {"m": m, "two_j": two_j, "i1": np.arange(1.0, d + 1.0)}, raw)
+    consts = {"m": m, "two_j": two_j, "i1": np.arange(1.0, d + 1.0)}
+    return _Spec(rng.xopt(seed, d), consts, raw, split=("m",))
 
 
 def _f24(d, seed):
@@ -509,6 +641,9 @@ class BBOBFunction:
             hi = self._center.astype(dtype)
             lo = (self._center - hi.astype(np.float64)).astype(dtype)
             consts = {k: np.asarray(v).astype(dtype) for k, v in self._spec.consts.items()}
+            for k in self._spec.split:
+                v = np.asarray(self._spec.consts[k], dtype=np.float64)
+                consts[k + "_lo"] = (v - consts[k].astype(np.float64)).astype(dtype)
             consts["hi"], consts["lo"] = hi, lo
             self._cast[key] = consts
         return self._cast[key]
