@@ -6,17 +6,20 @@ under the goal, separated from it by a wall: following the distance to the goal
 (the fitness) leads there, while the real path winds right, up the far side and
 back along the top. Novelty search (descriptor = where the robot ended) finds it.
 
-Layout: the "hard map" of Lehman & Stanley's maze-navigation experiments
-(bounding box plus seven inner walls, start (36, 184), goal (31, 20); y grows
-downwards, as in their screen coordinates). Sensors, as in the paper: six
-rangefinders (-90, -45, 0, 45, 90 and 180 degrees from the heading, range 100,
-reported as distance / range) and a goal radar of four pie slices (front, left,
-back, right; one-hot). The policy maps those 10 inputs to two outputs in
-[-1, 1] (``tanh``): turn rate (times ``max_turn`` radians per step) and speed
-(times ``max_speed`` units per step). A move that would bring the robot within
-its radius of a wall is cancelled (the robot stays put), as in the original
-simulator. Fitness is ``-distance(final position, goal)``; the descriptor is the
-final ``(x, y)``.
+Layout and robot: the "hard map" of Lehman & Stanley's maze-navigation
+experiments, as in their simulator (and its ports, e.g. goNEAT_NS): the bounding
+box plus seven inner walls, start (36, 184) heading 0, goal (31, 20); y grows
+downwards, as in their screen coordinates. Sensors: six rangefinders (-90, -45,
+0, 45, 90 and 180 degrees from the heading, range 100, reported as
+distance / range) and a goal radar of four 90-degree pie slices (one-hot). The
+policy maps those 10 inputs to two outputs squashed to (-1/2, 1/2) by
+``tanh / 2`` (the original's ``sigmoid - 1/2``), which are *accelerations*, as in
+the original simulator: each step the angular velocity changes by ``out[0]``
+degrees and the speed by ``out[1]`` units, clipped to ``max_turn`` (3 degrees)
+and ``max_speed`` (3 units) per step; the robot moves along its heading at that
+speed, then turns. A move that would bring the robot within its radius (8) of a
+wall is cancelled (the robot stays put). Fitness is
+``-distance(final position, goal)``; the descriptor is the final ``(x, y)``.
 """
 
 from __future__ import annotations
@@ -98,6 +101,13 @@ def sense(pos, heading, walls, goal, max_range):
     return jnp.concatenate([ranges, radar(pos, heading, goal)])
 
 
+def control(speed, turn, out, max_speed, max_turn):
+    """The original's velocity update: ``out`` in (-1/2, 1/2) adds to speed and (in degrees) turn rate."""
+    speed = jnp.clip(speed + out[1], -max_speed, max_speed)
+    turn = jnp.clip(turn + jnp.deg2rad(out[0]), -max_turn, max_turn)
+    return speed, turn
+
+
 def simulate(
     apply: Callable[[PyTree, jax.Array], jax.Array],
     solution: PyTree,
@@ -109,24 +119,28 @@ def simulate(
     heading: float = 0.0,
     radius: float = 8.0,
     max_speed: float = 3.0,
-    max_turn: float = 0.3,
+    max_turn: float = float(np.deg2rad(3.0)),
     max_range: float = 100.0,
     trajectory: bool = False,
 ):
-    """One robot for ``steps`` steps: its final position f[2] (and every position if ``trajectory``)."""
+    """One robot for ``steps`` steps: its final position f[2] (and every position if ``trajectory``).
+
+    The robot starts at rest; ``max_speed`` is in units and ``max_turn`` in radians per step.
+    """
     walls = jnp.asarray(HARD_MAZE_WALLS if walls is None else walls, jnp.float32)
     goal = jnp.asarray(goal, jnp.float32)
 
     def step(carry, _):
-        pos, theta = carry
-        out = jnp.tanh(jnp.asarray(apply(solution, sense(pos, theta, walls, goal, max_range))).reshape(-1))
-        theta = theta + max_turn * out[0]
-        new = pos + max_speed * out[1] * jnp.stack([jnp.cos(theta), jnp.sin(theta)])
+        pos, theta, speed, turn = carry
+        raw = jnp.asarray(apply(solution, sense(pos, theta, walls, goal, max_range))).reshape(-1)
+        speed, turn = control(speed, turn, 0.5 * jnp.tanh(raw), max_speed, max_turn)
+        new = pos + speed * jnp.stack([jnp.cos(theta), jnp.sin(theta)])
         pos = jnp.where(wall_distance(new, walls) < radius, pos, new)
-        return (pos, theta), pos if trajectory else None
+        return (pos, theta + turn, speed, turn), pos if trajectory else None
 
-    init = (jnp.asarray(start, jnp.float32), jnp.asarray(heading, jnp.float32))
-    (pos, _), path = jax.lax.scan(step, init, None, length=steps)
+    zero = jnp.zeros((), jnp.float32)
+    init = (jnp.asarray(start, jnp.float32), jnp.asarray(heading, jnp.float32), zero, zero)
+    (pos, *_), path = jax.lax.scan(step, init, None, length=steps)
     return (pos, path) if trajectory else pos
 
 
@@ -141,7 +155,8 @@ def maze(
 
     Args:
       policy: a flax module with 2 outputs or ``apply(solution, obs[10]) -> f[2]``;
-        default ``ne.nn.MLP(hidden, out=2)`` (tanh), its outputs squashed by ``tanh``.
+        default ``ne.nn.MLP(hidden, out=2)`` (tanh); its outputs, squashed by ``tanh / 2``,
+        are the accelerations of turn rate and speed.
       steps: timesteps per episode.
       physics: ``walls``, ``start``, ``goal``, ``heading``, ``radius``, ``max_speed``,
         ``max_turn``, ``max_range`` of :func:`simulate`.
