@@ -10,7 +10,10 @@ the optimum (Rastrigin's ``d - sum cos``, Katsuura's ``prod - 1``, Gallagher's
 ``z - 1``, Schwefel's constant), so that float32 runs can reach 1e-8.
 ``x - xopt`` is taken as ``(x - hi) - lo`` with ``xopt = hi + lo`` split in the
 working dtype, so a float32 point next to the optimum is measured from the true
-(float64) optimum.
+(float64) optimum. In float32, f16, f19 and f23 (sin/cos of 3^11 y, of Rosenbrock
+values up to ~1e6, and terms of 2^32 y) carry the rotated point as a ``hi + lo``
+pair (Ozaki-split float32 matrix products summed with two-sums, ``_matvec_dd``)
+and reduce their phases exactly, which keeps them within 1e-4 of float64.
 """
 
 from __future__ import annotations
@@ -132,24 +135,64 @@ def _two_sum(a, b):
 
 
 def _exact_sum(terms):
-    """Sum over the last axis as ``hi + lo`` to about twice the working precision (pairwise two-sums)."""
-    n = terms.shape[-1]
-    width = 1 << max(n - 1, 0).bit_length()
-    hi = jnp.concatenate([terms, jnp.zeros(terms.shape[:-1] + (width - n,), terms.dtype)], axis=-1)
-    lo = jnp.zeros(terms.shape[:-1], terms.dtype)
-    while hi.shape[-1] > 1:
-        hi, e = _two_sum(hi[..., 0::2], hi[..., 1::2])
-        lo = lo + jnp.sum(e, axis=-1)
-    return _two_sum(hi[..., 0], lo)
+    """Sum of a list of same-shape arrays as ``hi + lo``, to about twice the working precision
+    (a pairwise tree of two-sums; the rounding errors are added plainly)."""
+    lo = None
+    while len(terms) > 1:
+        pairs = [_two_sum(a, b) for a, b in zip(terms[0::2], terms[1::2], strict=False)]
+        errs = [e for _, e in pairs]
+        terms = [h for h, _ in pairs] + terms[len(pairs) * 2 :]
+        err = sum(errs[1:], errs[0])
+        lo = err if lo is None else lo + err
+    return (terms[0], jnp.zeros_like(terms[0])) if lo is None else _two_sum(terms[0], lo)
 
 
-def _matvec_dd(m, m_lo, z, z_lo):
-    """``(m + m_lo)(z + z_lo)`` as ``hi + lo`` (double-word): products split exact, sums compensated."""
-    half = (jnp.finfo(z.dtype).nmant + 2) // 2
-    mp, zp = _split(m, half), _split(z, half)
-    prods = [a * b[..., None, :] for a in mp for b in zp]  # each exact, (..., i, j)
-    hi, lo = _exact_sum(jnp.concatenate(prods, axis=-1))
-    return _two_sum(hi, lo + _matvec(m_lo, z) + _matvec(m, z_lo))
+def _slice_bits(d):
+    """Significant bits per slice so that a length-``d`` dot product of slices is exact in float32."""
+    return (24 - math.ceil(math.log2(d))) // 2
+
+
+def _slice_count(d):
+    return math.ceil(46 / _slice_bits(d))  # slices down to ~2^-46 of the largest entry
+
+
+def _host_slices(m):
+    """``m`` (float64) as a sum of slices ``(S, d, d)``: each row of a slice is a multiple of one power
+    of 2 with at most ``_slice_bits(d) + 1`` significant bits (exact in float32)."""
+    d = m.shape[-1]
+    bits, rest, out = _slice_bits(d), np.asarray(m, dtype=np.float64), []
+    for _ in range(_slice_count(d)):
+        e = np.frexp(np.max(np.abs(rest), axis=-1, keepdims=True))[1]
+        unit = np.ldexp(1.0, e - bits)
+        out.append(np.round(rest / unit) * unit)
+        rest = rest - out[-1]
+    return np.stack(out)
+
+
+def _slices(v, bits, count):
+    """``v`` as ``count`` slices over the last axis (each a multiple of one power of 2, ``bits + 1``
+    significant bits) plus the rest; every step is exact."""
+    out, rest = [], v
+    for _ in range(count):
+        e = jnp.frexp(jnp.max(jnp.abs(rest), axis=-1, keepdims=True))[1]
+        unit = jnp.ldexp(jnp.ones((), v.dtype), jnp.maximum(e - bits, -120))
+        out.append(jnp.round(rest / unit) * unit)
+        rest = rest - out[-1]
+    return out, rest
+
+
+def _matvec_dd(m, m_slices, z, z_lo):
+    """``m (z + z_lo)`` as ``hi + lo`` (double-word accuracy), from float32 matrix products only.
+
+    Ozaki's scheme: ``m`` (sliced on the host) and ``z`` are split into slices whose
+    products sum exactly in float32 (``2 bits + log2 d <= 24``); the slice products
+    that matter (about 20 matmuls) are added with two-sums.
+    """
+    count = m_slices.shape[0]
+    zs, rest = _slices(z, _slice_bits(z.shape[-1]), count)
+    terms = [_matvec(m_slices[a], zs[b]) for a in range(count) for b in range(count - a)]
+    terms.append(_matvec(m, rest + z_lo))
+    return _exact_sum(terms)
 
 
 def _shift_dd(x, c):
@@ -160,7 +203,7 @@ def _shift_dd(x, c):
 
 def _mul_dd(terms_a, terms_b):
     """Exact partial products of two lists of parts, summed as ``hi + lo``."""
-    return _exact_sum(jnp.stack([a * b for a in terms_a for b in terms_b], axis=-1))
+    return _exact_sum([a * b for a in terms_a for b in terms_b])
 
 
 def _square_dd(h, h_lo):
@@ -175,12 +218,12 @@ def _rosenbrock_shifted_dd(y, y_lo):
     """``_rosenbrock_shifted`` of ``y + y_lo`` as ``hi + lo`` (per pair of coordinates)."""
     a, a_lo, b, b_lo = y[..., :-1], y_lo[..., :-1], y[..., 1:], y_lo[..., 1:]
     a2, a2_lo = _square_dd(a, a_lo)
-    q, q_lo = _exact_sum(jnp.stack([a2, 2.0 * a, -b, a2_lo + 2.0 * a_lo - b_lo], axis=-1))
+    q, q_lo = _exact_sum([a2, 2.0 * a, -b, a2_lo + 2.0 * a_lo - b_lo])
     # 10 q exactly: 10 has 3 significant bits, the parts of q at most nmant - 2
-    q10, q10_lo = _exact_sum(jnp.stack([10.0 * p for p in _split(q, jnp.finfo(q.dtype).nmant - 2)], axis=-1))
+    q10, q10_lo = _exact_sum([10.0 * p for p in _split(q, jnp.finfo(q.dtype).nmant - 2)])
     q10_lo = q10_lo + 10.0 * q_lo
     big, big_lo = _square_dd(q10, q10_lo)
-    return _exact_sum(jnp.stack([big, a2, big_lo + a2_lo], axis=-1))
+    return _exact_sum([big, a2, big_lo + a2_lo])
 
 
 @cache
@@ -220,7 +263,6 @@ class _Spec:
     raw: Callable  # (x, z, c) -> f - fopt; z = x - c["center"] computed precisely
     center: np.ndarray | None = None  # the point z is measured from (default xopt)
     extra: dict = field(default_factory=dict)
-    split: tuple = ()  # consts also given as c[k + "_lo"] = c[k] - (c[k] in the working dtype)
 
 
 def _exps(d):
@@ -401,8 +443,8 @@ def _f16(d, seed):
     def raw(x, z, c):
         if jnp.finfo(x.dtype).bits < 64:
             # phases 3^11 y: carry the rotations as hi + lo (T_osz's own rounding remains)
-            u, u_lo = _matvec_dd(c["r"], c["r_lo"], *_shift_dd(x, c))
-            y, y_lo = _matvec_dd(c["m"], c["m_lo"], _osz(u + u_lo), jnp.zeros_like(u))
+            u, u_lo = _matvec_dd(c["r"], c["r_slices"], *_shift_dd(x, c))
+            y, y_lo = _matvec_dd(c["m"], c["m_slices"], _osz(u + u_lo), jnp.zeros_like(u))
         else:
             y, y_lo = _matvec(c["m"], _osz(_matvec(c["r"], z))), jnp.zeros_like(z)
         # cos(2 pi 3^k (y + 1/2)) - cos(pi 3^k) = 2 sin^2(pi 3^k y) since 3^k is odd
@@ -411,7 +453,8 @@ def _f16(d, seed):
         return 10.0 * (s / d) ** 3 + (10.0 / d) * _pen(x)
 
     consts = {"r": rot1, "m": m, "a2": 2.0 * 0.5**k, "b": 3.0**k}
-    return _Spec(rng.xopt(seed, d), consts, raw, split=("r", "m"))
+    consts |= {"r_slices": _host_slices(rot1), "m_slices": _host_slices(m)}
+    return _Spec(rng.xopt(seed, d), consts, raw)
 
 
 def _schaffers(cond, pen=10.0):
@@ -442,7 +485,7 @@ def _f19(d, seed, fac=10.0):
         # fac + fac mean(s / 4000 - cos s) = fac mean(s / 4000 + 2 sin^2(s / 2))
         if jnp.finfo(x.dtype).bits < 64:
             # cos of Rosenbrock values up to ~1e6: carry y and s as hi + lo, reduce s / 2 mod pi
-            y, y_lo = _matvec_dd(c["m"], c["m_lo"], *_shift_dd(x, c))
+            y, y_lo = _matvec_dd(c["m"], c["m_slices"], *_shift_dd(x, c))
             s, s_lo = _rosenbrock_shifted_dd(y, y_lo)
             sin2 = _sin2_dd(0.5 * s, 0.5 * s_lo)
         else:
@@ -450,7 +493,7 @@ def _f19(d, seed, fac=10.0):
             sin2 = jnp.square(jnp.sin(0.5 * s))
         return fac * jnp.mean(s / 4000.0 + 2.0 * sin2, axis=-1)
 
-    return _Spec(xo, {"m": k * rot}, raw, split=("m",))
+    return _Spec(xo, {"m": k * rot, "m_slices": _host_slices(k * rot)}, raw)
 
 
 _SCHWEFEL_X0 = 420.96874637  # 100 * 2 |xopt|, where COCO puts each inner coordinate's optimum
@@ -550,7 +593,7 @@ def _f23(d, seed):
     def raw(x, z, c):
         if jnp.finfo(x.dtype).bits < 64:
             # its terms resolve y to 2^-32, finer than a float32 y: carry y as hi + lo
-            y, y_lo = _matvec_dd(c["m"], c["m_lo"], *_shift_dd(x, c))
+            y, y_lo = _matvec_dd(c["m"], c["m_slices"], *_shift_dd(x, c))
         else:
             y, y_lo = _matvec(c["m"], z), jnp.zeros_like(z)
         v = y[..., None] * c["two_j"]  # exact: a power of 2
@@ -560,7 +603,7 @@ def _f23(d, seed):
         return 10.0 / d**2 * jnp.expm1(10.0 / d**1.2 * log_prod) + _pen(x)
 
     consts = {"m": m, "two_j": two_j, "i1": np.arange(1.0, d + 1.0)}
-    return _Spec(rng.xopt(seed, d), consts, raw, split=("m",))
+    return _Spec(rng.xopt(seed, d), consts | {"m_slices": _host_slices(m)}, raw)
 
 
 def _f24(d, seed):
@@ -641,9 +684,6 @@ class BBOBFunction:
             hi = self._center.astype(dtype)
             lo = (self._center - hi.astype(np.float64)).astype(dtype)
             consts = {k: np.asarray(v).astype(dtype) for k, v in self._spec.consts.items()}
-            for k in self._spec.split:
-                v = np.asarray(self._spec.consts[k], dtype=np.float64)
-                consts[k + "_lo"] = (v - consts[k].astype(np.float64)).astype(dtype)
             consts["hi"], consts["lo"] = hi, lo
             self._cast[key] = consts
         return self._cast[key]
