@@ -3,14 +3,15 @@
 ``ne.tasks.maze()`` (Lehman & Stanley's hard maze; fitness -distance to the goal
 at the end, descriptor the final (x, y)). Each strategy runs ``--seeds`` seeds
 vmapped into one compiled program, with the same budget of evaluations
-(popsize x generations). A seed succeeds when some member ended within 5% of
-the maze's size of the goal (``best_fitness > -0.05 * size``). Targets (issue 6):
-``openai_es`` succeeds on at most 2 of 10 seeds; ``ns_ga`` and the better of
-``ns_es``/``nsr_es`` on at least 8 of 10. Saves a PNG per strategy of every seed's
+(``--evaluations``; generations = budget // the strategy's popsize). A seed
+succeeds when some member ended within 5% of the maze's size of the goal
+(``best_fitness > -0.05 * size``). Targets (issue 6): ``openai_es`` succeeds on
+at most 2 of 10 seeds; ``ns_ga`` and the better of ``ns_es``/``nsr_es`` on at
+least 8 of 10. Saves a PNG per strategy of every seed's
 archive (final positions) or, for ``openai_es``, its last population, under
 ``--out``. Exits non-zero if a target is missed; the last line is the headline.
 
-    python -m benchmarks.maze [--seeds 10] [--popsize 50] [--generations 1200]
+    python -m benchmarks.maze [--seeds 10] [--evaluations 100000]
         [--strategies openai_es,ns_es,ns_ga] [--hidden ''] [--out benchmarks/results]
 """
 
@@ -29,22 +30,23 @@ import neuroevo as ne
 from benchmarks.common import machine
 from neuroevo.tasks import maze_module
 
-# Settings per strategy (the budget, popsize x generations, is common).
+# Settings per strategy; the budget of evaluations (popsize x generations) is common.
 CONFIGS = {
-    "openai_es": dict(sigma=0.5, learning_rate=0.1),
-    "ns_es": dict(sigma=0.5, learning_rate=0.1, meta_population=3),
-    "nsr_es": dict(sigma=0.5, learning_rate=0.1, meta_population=3),
-    "ns_ga": dict(sigma=0.5),
+    "openai_es": dict(popsize=50, sigma=0.5, learning_rate=0.1),
+    "ns_es": dict(popsize=50, sigma=0.5, learning_rate=0.1, meta_population=5, include_population=True),
+    "nsr_es": dict(popsize=50, sigma=0.5, learning_rate=0.1, meta_population=5, include_population=True),
+    "ns_ga": dict(popsize=200, sigma=0.3, truncation=20),
 }
 
 
-def runs(name: str, popsize: int, generations: int, seeds: int, hidden: tuple[int, ...]):
+def runs(name: str, evaluations: int, seeds: int, hidden: tuple[int, ...]):
     """(best distance to the goal[seeds], final positions[seeds, n, 2]) of ``seeds`` vmapped runs."""
     task = ne.tasks.maze(hidden=hidden)
     hp = dict(CONFIGS[name])
+    generations = evaluations // hp["popsize"]
     if ne.strategies.needs_descriptors(name):
-        hp["archive_capacity"] = 2 * generations + 8  # holds every entry a run adds
-    strategy = ne.strategies.make(name, popsize=popsize, **hp)
+        hp["archive_capacity"] = max(1, hp["popsize"] // 50) * generations + 8  # holds every entry a run adds
+    strategy = ne.strategies.make(name, **hp)
     step = ne.engine.make_step(strategy, task)
 
     @jax.jit
@@ -67,8 +69,7 @@ def runs(name: str, popsize: int, generations: int, seeds: int, hidden: tuple[in
 def main(argv=None) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--seeds", type=int, default=10)
-    p.add_argument("--popsize", type=int, default=50)
-    p.add_argument("--generations", type=int, default=1200)
+    p.add_argument("--evaluations", type=int, default=100_000, help="budget per seed, every strategy")
     p.add_argument("--hidden", type=str, default="", help="hidden widths, comma-separated ('' = linear)")
     p.add_argument("--strategies", type=str, default="openai_es,ns_es,ns_ga")
     p.add_argument("--out", type=str, default="benchmarks/results")
@@ -77,15 +78,15 @@ def main(argv=None) -> int:
     threshold = 0.05 * maze_module.SIZE
     print(f"machine: {machine()}")
     print(
-        f"workload: hard maze, policy MLP hidden={hidden} (tanh), 400 steps; popsize {a.popsize} x "
-        f"{a.generations} generations = {a.popsize * a.generations} evaluations per seed, {a.seeds} seeds; "
+        f"workload: hard maze, policy MLP hidden={hidden} (tanh), 400 steps; {a.evaluations} evaluations "
+        f"per seed (popsize x generations), {a.seeds} seeds; "
         f"success: distance < {threshold:.2f} (5% of {maze_module.SIZE:.0f})"
     )
     os.makedirs(a.out, exist_ok=True)
     wins = {}
     for name in a.strategies.split(","):
         t = time.perf_counter()
-        distance, positions = runs(name, a.popsize, a.generations, a.seeds, hidden)
+        distance, positions = runs(name, a.evaluations, a.seeds, hidden)
         seconds = time.perf_counter() - t
         wins[name] = int(np.sum(distance < threshold))
         path = os.path.join(a.out, f"maze_{name}.png")
@@ -95,8 +96,8 @@ def main(argv=None) -> int:
         )
         dists = " ".join(f"{d:.1f}" for d in distance)
         print(
-            f"{name:10s} reached the goal in {wins[name]}/{a.seeds} seeds ({seconds:.0f} s); "
-            f"best distance per seed: {dists}; plot {path}"
+            f"{name} {CONFIGS[name]}: reached the goal in {wins[name]}/{a.seeds} seeds "
+            f"({seconds:.0f} s); best distance per seed: {dists}; plot {path}"
         )
     targets = [wins.get("openai_es", 0) <= 0.2 * a.seeds]
     if "ns_ga" in wins:
