@@ -17,11 +17,17 @@ at which a target is first hit is exact. A problem ends when ``f - fopt <=
 strategy stops (CMA-ES: a run terminated and no restart is left). CMA-ES and
 sep-CMA-ES restart with ``restarts="ipop"`` (default; ``"bipop"`` possible)
 from a uniform point of ``[-4, 4]^d``; ``max_restarts`` defaults to the largest
-``k`` with ``popsize * 2**k * 50 <= budget`` (the static population capacity
-is ``popsize * 2**k``); when a problem's strategy stops (no restart left) with
-budget left, it begins again from a fresh state (the first popsize, a new
-uniform x0), so every problem runs until its target or budget. Other
-strategies run until the budget.
+``k`` with ``popsize * 2**k * 10 d <= budget`` (a larger population could not
+run 10 d generations; the static population capacity is ``popsize * 2**k``);
+when a problem's strategy stops (no restart left) with budget left, it begins
+again from a fresh state (the first popsize, a new uniform x0), so every
+problem runs until its target or budget. Other strategies run until the budget.
+
+Cost: a generation samples, evaluates and recombines only the chunks of
+``popsize`` members that some unfinished problem has live (CMA-ES's ``chunks``
+argument; evaluation per function), not the whole capacity; the program of a
+dimension ends when all its problems are done; the dimensions compile and run
+in parallel threads, the largest first.
 
 Files written to ``out``:
 - COCO's observer format (``bbobexp_f<F>.info``, ``data_f<F>/bbobexp_f<F>_DIM<D>.dat``
@@ -42,6 +48,7 @@ import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import jax
@@ -169,9 +176,20 @@ def _default_popsize(dim: int) -> int:
     return 4 + int(3 * math.log(dim))
 
 
-def default_max_restarts(budget: int, base: int) -> int:
-    """The largest k <= 9 with ``base * 2**k * 50 <= budget`` (0 if none)."""
-    return max(0, min(9, int(math.floor(math.log2(max(budget / (50 * base), 1))))))
+def min_generations(dim: int) -> int:
+    """Generations a restart regime must be able to run within the budget to be useful: ``10 d``."""
+    return 10 * dim
+
+
+def default_max_restarts(budget: int, base: int, dim: int) -> int:
+    """The largest k <= 9 with ``base * 2**k * min_generations(dim) <= budget`` (0 if none).
+
+    A run of population ``base * 2**k`` must fit ``10 d`` generations in the
+    budget; larger regimes could not even adapt their step size (and would only
+    make every generation of the vmapped program cost more).
+    """
+    g = min_generations(dim)
+    return max(0, min(9, int(math.floor(math.log2(max(budget / (g * base), 1))))))
 
 
 def _build_strategy(name, dim, budget, hp):
@@ -183,9 +201,7 @@ def _build_strategy(name, dim, budget, hp):
         if hp["restarts"] is not None:
             hp.setdefault("restart_box", (-4.0, 4.0))
             base = hp.get("popsize") or _default_popsize(dim)
-            hp.setdefault(
-                "max_restarts", max(0, min(9, int(math.floor(math.log2(max(budget / (20 * base), 1))))))
-            )
+            hp.setdefault("max_restarts", default_max_restarts(budget, base, dim))
     elif hp.get("popsize") is None:
         hp["popsize"] = max(8, 2 * ((_default_popsize(dim) + 1) // 2))
     return strategies.make(name, **hp), hp
@@ -207,26 +223,32 @@ def _prepare(name, dim, fids, instances, budget, seed, hp, block):
     levels = jnp.asarray(LEVELS)
     tdat_j = jnp.asarray(tdat_e)
 
-    def evaluate(X, consts):  # X: (P, cap, d) -> (P, cap) f - fopt
+    def evaluate_group(raw, xs, c):  # xs: (n_inst, m, d) -> (n_inst, m) f - fopt
+        return jax.vmap(lambda x, c: raw(x, (x - c["hi"]) - c["lo"], c))(xs, c)
+
+    chunk = used_hp.get("popsize") or _default_popsize(dim)
+    chunked = name in CMA_LIKE and used_hp.get("restarts") is not None
+
+    def evaluate_live(X, consts, need):
+        """f - fopt, inf where not computed. ``need`` (P,): members to evaluate per problem.
+
+        The capacity of a restart strategy is mostly dead, and the functions are in
+        different restart regimes: each function's instances evaluate only the
+        chunks that one of them has live.
+        """
+        cap = X.shape[1]
+        c = chunk if cap % chunk == 0 else cap
         parts = []
         for g, raw in enumerate(raws):
             xs = X[g * n_inst : (g + 1) * n_inst]
-            parts.append(jax.vmap(lambda x, c, raw=raw: raw(x, (x - c["hi"]) - c["lo"], c))(xs, consts[g]))
+
+            def body(i, delta, xs=xs, raw=raw, g=g):
+                part = evaluate_group(raw, jax.lax.dynamic_slice_in_dim(xs, i * c, c, axis=1), consts[g])
+                return jax.lax.dynamic_update_slice_in_dim(delta, part, i * c, axis=1)
+
+            chunks = (jnp.max(need[g * n_inst : (g + 1) * n_inst]) + c - 1) // c
+            parts.append(jax.lax.fori_loop(0, chunks, body, jnp.full(xs.shape[:2], jnp.inf, X.dtype)))
         return jnp.concatenate(parts, axis=0)
-
-    chunk = used_hp.get("popsize") or _default_popsize(dim)
-
-    def evaluate_live(X, consts, need):
-        """f - fopt of the first ``need`` members (rounded up to a chunk), inf beyond: the
-        capacity of a restart strategy is mostly dead, so only the chunks in use are computed."""
-        cap = X.shape[1]
-        c = chunk if cap % chunk == 0 else cap
-
-        def body(i, delta):
-            xs = jax.lax.dynamic_slice_in_dim(X, i * c, c, axis=1)
-            return jax.lax.dynamic_update_slice_in_dim(delta, evaluate(xs, consts), i * c, axis=1)
-
-        return jax.lax.fori_loop(0, (need + c - 1) // c, body, jnp.full(X.shape[:2], jnp.inf, X.dtype))
 
     def live_count(state, cap):
         pop = getattr(state, "popsize", None)
@@ -235,11 +257,15 @@ def _prepare(name, dim, fids, instances, budget, seed, hp, block):
     def generation(carry, consts):
         st, key, gen, ev, best, first, he, hd, tb, done = carry
         k_ask, k_tell = jax.random.split(jax.random.fold_in(key, gen))
-        geno, st = jax.vmap(strategy.ask)(jax.random.split(k_ask, P), st)
+        ask, tell = strategy.ask, strategy.tell
+        if chunked:  # sample and recombine only the chunks some unfinished problem has live
+            n_chunks = jnp.max(jnp.where(done, 0, (st.popsize + chunk - 1) // chunk))
+            ask, tell = partial(ask, chunks=n_chunks), partial(tell, chunks=n_chunks)
+        geno, st = jax.vmap(ask)(jax.random.split(k_ask, P), st)
         X = jax.vmap(lambda s, g: jax.vmap(strategy.decode, in_axes=(None, 0))(s, g))(st, geno)
         cap = X.shape[1]
         lam = jax.vmap(lambda s: live_count(s, cap))(st)
-        delta = evaluate_live(X, consts, jnp.max(jnp.where(done, 0, lam)))  # (P, cap), inf if not computed
+        delta = evaluate_live(X, consts, jnp.where(done, 0, lam))  # (P, cap), inf if not computed
         n = jnp.where(done, 0, jnp.minimum(lam, budget - ev))  # counted evaluations
         idx = jnp.arange(cap)
         counted = idx[None, :] < n[:, None]
@@ -261,7 +287,7 @@ def _prepare(name, dim, fids, instances, budget, seed, hp, block):
         best = jnp.minimum(best, jnp.min(d_c, axis=1))
         ev = ev + n
         fitness = jnp.where(idx[None, :] < lam[:, None], -delta, -jnp.inf)
-        st = jax.vmap(strategy.tell)(jax.random.split(k_tell, P), st, geno, fitness)
+        st = jax.vmap(tell)(jax.random.split(k_tell, P), st, geno, fitness)
         done = done | (ev >= budget) | (best <= PRECISION)
         stopped = getattr(st, "stop", None)
         if stopped is not None:  # no restart left but budget left: begin again from a fresh state
@@ -377,18 +403,20 @@ def bbob_campaign(
     if not budget_multiplier > 0:
         raise ValueError(f"budget_multiplier must be > 0, got {budget_multiplier!r}")
     result = CampaignResult(strategy=strategy, out=Path(out) if out is not None else None)
-    with jax.enable_x64(True):
-        # compile every dimension's program at once (XLA compiles on several cores), then run them
-        def prepare(dim):
+    with _Progress(progress, dimensions) as bar:
+        # each dimension compiles and runs in its own thread, the largest first: one program
+        # mostly keeps one core busy, so the dimensions share the cores
+        def campaign(dim):
             with jax.enable_x64(True):
                 budget = max(1, int(budget_multiplier * dim))
-                return _prepare(strategy, dim, functions, instances, budget, seed, hyperparameters, block)
+                run = _prepare(strategy, dim, functions, instances, budget, seed, hyperparameters, block)
+                return run(bar.update)
 
+        order = sorted(dimensions, reverse=True)
         with ThreadPoolExecutor(max_workers=min(len(dimensions), os.cpu_count() or 1)) as pool:
-            runners = list(pool.map(prepare, dimensions))
-        with _Progress(progress, dimensions) as bar:
-            for dim, run in zip(dimensions, runners, strict=True):
-                result.dimensions[dim] = run(bar.update)
+            done = dict(zip(order, pool.map(campaign, order), strict=True))
+        for dim in dimensions:
+            result.dimensions[dim] = done[dim]
     if out is not None:
         write(result, out, hyperparameters)
     return result

@@ -172,6 +172,11 @@ def history_length(dim: int, popsize: int) -> int:
     return int(100 + 100 * dim**1.5 / popsize) + 20 + 10 + int(math.ceil(30 * dim / popsize))
 
 
+def live_chunks(lam: jax.Array, base: int) -> jax.Array:
+    """Chunks of ``base`` members that hold the ``lam`` live ones."""
+    return (lam + base - 1) // base
+
+
 def cma_es(
     popsize: int | None = None,
     sigma: float = 2.0,
@@ -227,6 +232,39 @@ def cma_es(
         if separable:
             return z * state.D
         return (z * state.D) @ state.B.T
+
+    def weighted_sums(state, z_all, order, w, n_chunks, base, capacity):
+        """(<y>_w, <z>_w over the positive weights, sum_i w°_i y_i y_i^T) of the ranked members.
+
+        ``w°_i = w_i`` for ``w_i >= 0``, else ``w_i n / |z_i|^2`` (active CMA). Without
+        restarts, in one piece; with restarts, chunk by chunk of ``base`` ranks over
+        the first ``n_chunks`` only (those holding the live ones; the weights are 0 beyond).
+        """
+        dim, dtype = z_all.shape[1], z_all.dtype
+        n = jnp.asarray(dim, dtype)
+
+        def piece(idx, w_i):
+            z = z_all[idx]
+            y = sqrt_c_times(state, z)
+            w_pos = jnp.where(w_i > 0, w_i, 0.0)
+            norms = jnp.sum(z**2, axis=1)  # |C^{-1/2} y|^2
+            w_c = jnp.where(w_i >= 0, w_i, w_i * n / jnp.maximum(norms, jnp.finfo(dtype).tiny))
+            rank_mu = w_c @ y**2 if separable else (y.T * w_c) @ y
+            return w_pos @ y, w_pos @ z, rank_mu
+
+        if capacity == base:
+            return piece(order, w)
+
+        def chunk(i, acc):
+            at = i * base
+            part = piece(
+                jax.lax.dynamic_slice_in_dim(order, at, base), jax.lax.dynamic_slice_in_dim(w, at, base)
+            )
+            return tuple(a + b for a, b in zip(acc, part, strict=True))
+
+        zero = jnp.zeros((dim,), dtype)
+        acc0 = (zero, zero, zero if separable else jnp.zeros((dim, dim), dtype))
+        return jax.lax.fori_loop(0, n_chunks, chunk, acc0)
 
     def decompose(C: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         """(C symmetrised, B, D) with eigenvalues floored at max_eig * eps**2."""
@@ -292,12 +330,36 @@ def cma_es(
     # ask / decode
     # ------------------------------------------------------------------ #
 
-    def ask(key: jax.Array, state: CMAState) -> tuple[CMAGenotype, CMAState]:
+    def ask(key: jax.Array, state: CMAState, chunks: jax.Array | None = None) -> tuple[CMAGenotype, CMAState]:
+        """Sample the population; with restarts, ``chunks`` (optional) is the number of
+        ``popsize``-member chunks to sample: an unbatched bound on the live ones (e.g. the
+        maximum over a vmapped batch, so that the loop is not batched)."""
         m = S.ravel(state.mean)
-        capacity = sizes(m.shape[0])[1]
-        z = jax.random.normal(key, (capacity, m.shape[0]), m.dtype)
-        z = jnp.where((jnp.arange(capacity) < state.popsize)[:, None], z, 0.0)
-        return CMAGenotype(x=m + state.sigma * sqrt_c_times(state, z), z=z), state
+        dim = m.shape[0]
+        base, capacity, _ = sizes(dim)
+        if capacity == base:
+            z = jax.random.normal(key, (capacity, dim), m.dtype)
+            z = jnp.where((jnp.arange(capacity) < state.popsize)[:, None], z, 0.0)
+            return CMAGenotype(x=m + state.sigma * sqrt_c_times(state, z), z=z), state
+
+        # Restarts: sample only the chunks of ``base`` members that are live; dead
+        # members stay z = 0, x = m. The cost follows the live population.
+        def chunk(i, zx):
+            z, x = zx
+            live = (i * base + jnp.arange(base)) < state.popsize
+            zi = jax.random.normal(jax.random.fold_in(key, i), (base, dim), m.dtype)
+            zi = jnp.where(live[:, None], zi, 0.0)
+            xi = m + state.sigma * sqrt_c_times(state, zi)
+            at = i * base
+            return (
+                jax.lax.dynamic_update_slice_in_dim(z, zi, at, axis=0),
+                jax.lax.dynamic_update_slice_in_dim(x, xi, at, axis=0),
+            )
+
+        zx0 = (jnp.zeros((capacity, dim), m.dtype), jnp.broadcast_to(m, (capacity, dim)))
+        n_chunks = live_chunks(state.popsize, base) if chunks is None else chunks
+        z, x = jax.lax.fori_loop(0, n_chunks, chunk, zx0)
+        return CMAGenotype(x=x, z=z), state
 
     def decode(state: CMAState, genotype: CMAGenotype) -> PyTree:
         return S.unravel_like(state.mean)(genotype.x)
@@ -306,7 +368,10 @@ def cma_es(
     # tell: selection, recombination, adaptation, termination, restart.
     # ------------------------------------------------------------------ #
 
-    def tell(key, state: CMAState, genotypes: CMAGenotype, fitness, descriptors=None) -> CMAState:
+    def tell(
+        key, state: CMAState, genotypes: CMAGenotype, fitness, descriptors=None, chunks=None
+    ) -> CMAState:
+        """Update the distribution (``chunks``: as in ``ask``, an unbatched bound on the live chunks)."""
         del descriptors
         capacity = S.population_size(genotypes)
         fitness = S.check_fitness(fitness, capacity)
@@ -324,15 +389,13 @@ def cma_es(
 
         # Selection and recombination, on the sampled steps y = B D z (not on
         # (x - m) / sigma, whose float32 rounding C^{-1/2} would amplify).
-        z = genotypes.z[order]
-        y = sqrt_c_times(state, z)
-        w_pos = jnp.where(w > 0, w, 0.0)
-        y_w = w_pos @ y
+        # With restarts, over the live chunks of the ranking only (w = 0 beyond lam).
+        n_chunks = live_chunks(lam, base) if chunks is None else chunks
+        y_w, z_w, rank_mu = weighted_sums(state, genotypes.z, order, w, n_chunks, base, capacity)
         mean = m + state.sigma * y_w
 
         # Step-size path and cumulative step-size adaptation; C^{-1/2} y_w = B z_w.
         t = state.run_generation + 1
-        z_w = w_pos @ z
         p_sigma = (1 - r["c_s"]) * state.p_sigma + jnp.sqrt(r["c_s"] * (2 - r["c_s"]) * r["mueff"]) * (
             z_w if separable else state.B @ z_w
         )
@@ -341,15 +404,13 @@ def cma_es(
         h_sigma = ps_norm**2 / (1 - (1 - r["c_s"]) ** (2 * t)) / n - 1 < 1 + 4 / (n + 1)
         p_c = (1 - r["c_c"]) * state.p_c + h_sigma * jnp.sqrt(r["c_c"] * (2 - r["c_c"]) * r["mueff"]) * y_w
 
-        # Covariance: rank-one + active rank-mu update.
-        norms = jnp.sum(z**2, axis=1)  # |C^{-1/2} y|^2
-        w_c = jnp.where(w >= 0, w, w * n / jnp.maximum(norms, jnp.finfo(dtype).tiny))
+        # Covariance: rank-one + active rank-mu update (rank_mu: sum_i w°_i y_i y_i^T).
         delta = (1 - h_sigma) * r["c_c"] * (2 - r["c_c"])
         decay = 1 + r["c_1"] * delta - r["c_1"] - r["c_mu"] * jnp.sum(w)
         if separable:
-            C = decay * state.C + r["c_1"] * p_c**2 + r["c_mu"] * (w_c @ y**2)
+            C = decay * state.C + r["c_1"] * p_c**2 + r["c_mu"] * rank_mu
         else:
-            C = decay * state.C + r["c_1"] * jnp.outer(p_c, p_c) + r["c_mu"] * (y.T * w_c) @ y
+            C = decay * state.C + r["c_1"] * jnp.outer(p_c, p_c) + r["c_mu"] * rank_mu
         sigma_new = state.sigma * jnp.exp(
             jnp.clip(r["c_s"] / r["d_s"] * (ps_norm / r["chi_n"] - 1), -1.0, 1.0)
         )
