@@ -6,10 +6,10 @@ import inspect
 from collections.abc import Callable
 
 from neuroevo.strategies import evosax_adapter
+from neuroevo.strategies import neat as neat_module
 from neuroevo.strategies.ars import ARSState, ars
 from neuroevo.strategies.cma_es import CMAState, cma_es, sep_cma_es
 from neuroevo.strategies.ga import GAState, ga
-from neuroevo.strategies import neat as neat_module
 from neuroevo.strategies.neat import NEATState, neat
 from neuroevo.strategies.ns import NSESState, NSGAState, ns_es, ns_ga, nsr_es, nsra_es
 from neuroevo.strategies.openai_es import OpenESState, openai_es

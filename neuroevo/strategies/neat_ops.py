@@ -227,17 +227,17 @@ def _compact(g: Genome, keep_node: Array, keep_conn: Array) -> Genome:
 
 
 def mutate_delete(key: Array, g: Genome, p: Params) -> Genome:
-    """neat-python's delete mutations: a random hidden node (with its connections), then a random
-    connection, each with its probability."""
+    """neat-python's delete mutations, each with its probability: a random hidden node (with its
+    connections) and a random connection gene, removed in one compaction."""
     k1, k2, k3, k4 = jax.random.split(key, 4)
-    hidden = valid_nodes(g) & (jnp.arange(g.node_id.shape[-1]) >= g.num_inputs + g.num_outputs)
+    slots, conn_slots = jnp.arange(g.node_id.shape[-1]), jnp.arange(g.innov.shape[-1])
+    hidden = valid_nodes(g) & (slots >= g.num_inputs + g.num_outputs)
     drop_node = (jax.random.uniform(k1) < p.node_delete_prob) & jnp.any(hidden)
-    node = _choice(k2, hidden)
-    g = _compact(g, ~(drop_node & (jnp.arange(hidden.shape[0]) == node)), valid_conns(g))
     conns = valid_conns(g)
     drop_conn = (jax.random.uniform(k3) < p.conn_delete_prob) & jnp.any(conns)
-    conn = _choice(k4, conns)
-    return _compact(g, valid_nodes(g), ~(drop_conn & (jnp.arange(conns.shape[0]) == conn)))
+    keep_node = ~(drop_node & (slots == _choice(k2, hidden)))
+    keep_conn = ~(drop_conn & (conn_slots == _choice(k4, conns)))
+    return _compact(g, keep_node, keep_conn)
 
 
 class Proposal(NamedTuple):
