@@ -188,27 +188,27 @@ def neat(
         founded = jnp.zeros((S,), bool)
 
         def found(carry):  # the first unplaced genome founds a species in a free slot
-            species, reps, founded = carry
+            species, reps, founded, d = carry
             u = jnp.argmax(species < 0)
             slot = jnp.argmax(~(continuing | founded))
             rep = jax.tree_util.tree_map(lambda x: x[u], pop)
-            join = ((species < 0) & (dist_to(rep) < threshold)).at[u].set(True)
+            d_rep = dist_to(rep)
+            join = ((species < 0) & (d_rep < threshold)).at[u].set(True)
             species = jnp.where(join, slot, species)
             reps = jax.tree_util.tree_map(lambda r, x: r.at[slot].set(x), reps, rep)
-            return species, reps, founded.at[slot].set(True)
+            return species, reps, founded.at[slot].set(True), d.at[:, slot].set(d_rep)
 
         def more(carry):
-            species, _, founded = carry
+            species, _, founded, _ = carry
             return jnp.any(species < 0) & ~jnp.all(continuing | founded)
 
-        species, reps, founded = jax.lax.while_loop(more, found, (species, reps, founded))
+        d = jnp.where(continuing[None], d_old, jnp.inf)
+        species, reps, founded, d = jax.lax.while_loop(more, found, (species, reps, founded, d))
         active = continuing | founded
-
-        def closest_any(species):  # no free slot left: join the closest species
-            d = ops.distances(pop, reps, p)
-            return jnp.where(species < 0, jnp.argmin(jnp.where(active[None], d, jnp.inf), 1), species)
-
-        species = jax.lax.cond(jnp.any(species < 0), closest_any, lambda s: s, species).astype(jnp.int32)
+        # No free slot left: the rest join the closest species (distances to the representatives
+        # they were compared with).
+        nearest_any = jnp.argmin(jnp.where(active[None], d, jnp.inf), 1)
+        species = jnp.where(species < 0, nearest_any, species).astype(jnp.int32)
         return species, reps, active, founded
 
     def adjust_threshold(threshold, active, p_step, p_target):

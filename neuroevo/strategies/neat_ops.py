@@ -25,6 +25,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from neuroevo.nn.neat import Network
+from neuroevo.strategy import normal
 
 Array = jax.Array
 BIG = jnp.iinfo(jnp.int32).max
@@ -92,7 +93,15 @@ def valid_conns(g: Genome) -> Array:
 
 
 def _normal(key, shape, mean, std):
-    return mean + std * jax.random.normal(key, shape, jnp.float32)
+    return mean + std * normal(key, shape)
+
+
+def _uniform(key: Array, n: int) -> Array:
+    """``n`` uniforms in (0, 1) at 16-bit resolution, two per random word: mutation draws are most
+    of a generation's cost on the CPU, and a 1/65536 grid is fine for probabilities and choices."""
+    bits = jax.random.bits(key, ((n + 1) // 2,), jnp.uint32)
+    halves = jnp.concatenate([bits & 0xFFFF, bits >> 16])[:n]
+    return (halves.astype(jnp.float32) + 0.5) * (1.0 / 65536.0)
 
 
 def initial_genome(
@@ -188,9 +197,11 @@ def to_network(
     )
 
 
-def _choice(key: Array, mask: Array) -> Array:
-    """A uniformly random index where ``mask`` is True (meaningless when none is)."""
-    return jax.random.categorical(key, jnp.where(mask, 0.0, -jnp.inf))
+def _choice(u: Array, mask: Array) -> Array:
+    """The index where ``mask`` is True picked by the uniform ``u`` (uniformly; 0 when none is)."""
+    count = jnp.sum(mask)
+    r = jnp.minimum(jnp.floor(u * count).astype(jnp.int32), jnp.maximum(count - 1, 0))
+    return jnp.argmax(jnp.cumsum(mask) > r)
 
 
 def _compact(g: Genome, keep_node: Array, keep_conn: Array) -> Genome:
@@ -229,14 +240,14 @@ def _compact(g: Genome, keep_node: Array, keep_conn: Array) -> Genome:
 def mutate_delete(key: Array, g: Genome, p: Params) -> Genome:
     """neat-python's delete mutations, each with its probability: a random hidden node (with its
     connections) and a random connection gene, removed in one compaction."""
-    k1, k2, k3, k4 = jax.random.split(key, 4)
+    u = _uniform(key, 4)
     slots, conn_slots = jnp.arange(g.node_id.shape[-1]), jnp.arange(g.innov.shape[-1])
     hidden = valid_nodes(g) & (slots >= g.num_inputs + g.num_outputs)
-    drop_node = (jax.random.uniform(k1) < p.node_delete_prob) & jnp.any(hidden)
+    drop_node = (u[0] < p.node_delete_prob) & jnp.any(hidden)
     conns = valid_conns(g)
-    drop_conn = (jax.random.uniform(k3) < p.conn_delete_prob) & jnp.any(conns)
-    keep_node = ~(drop_node & (slots == _choice(k2, hidden)))
-    keep_conn = ~(drop_conn & (conn_slots == _choice(k4, conns)))
+    drop_conn = (u[2] < p.conn_delete_prob) & jnp.any(conns)
+    keep_node = ~(drop_node & (slots == _choice(u[1], hidden)))
+    keep_conn = ~(drop_conn & (conn_slots == _choice(u[3], conns)))
     return _compact(g, keep_node, keep_conn)
 
 
@@ -261,30 +272,22 @@ def propose(key: Array, g: Genome, p: Params, feed_forward: bool) -> Proposal:
     random hidden/output node; it is skipped when the connection exists, when it
     would close a cycle (feed-forward), or when the table is full.
     """
-    k1, k2, k3, k4, k5 = jax.random.split(key, 5)
+    u = _uniform(key, 5)
     n = g.node_id.shape[-1]
     slots = jnp.arange(n)
     nodes, conns = valid_nodes(g), valid_conns(g)
     n_nodes, n_conns = jnp.sum(nodes), jnp.sum(conns)
     free_conns = g.innov.shape[-1] - n_conns
 
-    split = _choice(k2, conns & g.enabled)
-    add_node = (
-        (jax.random.uniform(k1) < p.node_add_prob)
-        & jnp.any(conns & g.enabled)
-        & (n_nodes < n)
-        & (free_conns >= 2)
-    )
+    split = _choice(u[1], conns & g.enabled)
+    add_node = (u[0] < p.node_add_prob) & jnp.any(conns & g.enabled) & (n_nodes < n) & (free_conns >= 2)
     is_output = (slots >= g.num_inputs) & (slots < g.num_inputs + g.num_outputs)
-    src = _choice(k4, nodes & ~is_output)
-    dst = _choice(k5, nodes & (slots >= g.num_inputs))
+    src = _choice(u[3], nodes & ~is_output)
+    dst = _choice(u[4], nodes & (slots >= g.num_inputs))
     exists = jnp.any(conns & (g.conn_in == src) & (g.conn_out == dst))
     cycle = (src == dst) | reachable_from(g, dst)[src] if feed_forward else jnp.array(False)
     add_conn = (
-        (jax.random.uniform(k3) < p.conn_add_prob)
-        & ~exists
-        & ~cycle
-        & (free_conns >= 1 + 2 * add_node.astype(jnp.int32))
+        (u[2] < p.conn_add_prob) & ~exists & ~cycle & (free_conns >= 1 + 2 * add_node.astype(jnp.int32))
     )
     return Proposal(
         add_node=add_node,
@@ -378,47 +381,38 @@ def apply_structure(
 # --------------------------------------------------------------------------- #
 
 
-def _mutate_float(key, x, rate, power, replace_rate, init_mean, init_std, limit):
-    k1, k2, k3 = jax.random.split(key, 3)
-    r = jax.random.uniform(k1, x.shape)
-    perturbed = x + power * jax.random.normal(k2, x.shape)
-    fresh = _normal(k3, x.shape, init_mean, init_std)
-    out = jnp.where(r < rate, perturbed, jnp.where(r < rate + replace_rate, fresh, x))
+def _mutate_float(r, z, x, rate, power, replace_rate, init_mean, init_std, limit):
+    """Perturb (``r < rate``) by ``power * z`` or replace (next ``replace_rate``) by ``init_mean +
+    init_std * z``: one uniform ``r`` and one normal ``z`` per gene, the two branches being exclusive."""
+    out = jnp.where(r < rate, x + power * z, jnp.where(r < rate + replace_rate, init_mean + init_std * z, x))
     return jnp.clip(out, -limit, limit)
 
 
 def mutate_attributes(key: Array, g: Genome, p: Params, activation_options: Array) -> Genome:
     """Weights, biases, responses, enabled flags and activations, gene by gene (neat-python's rules)."""
-    kw, kb, kr, ke1, ke2, ka1, ka2 = jax.random.split(key, 7)
+    kc, kn, kz = jax.random.split(key, 3)
+    n, c = g.node_id.shape[-1], g.innov.shape[-1]
+    uc = _uniform(kc, 3 * c).reshape(3, c)  # weight, enabled flip, enabled value
+    un = _uniform(kn, 4 * n).reshape(4, n)  # bias, response, activation change, activation pick
+    z = normal(kz, (c + 2 * n,))
     conns, nodes = valid_conns(g), valid_nodes(g)
-    hidden_or_out = nodes & (jnp.arange(g.node_id.shape[-1]) >= g.num_inputs)
+    hidden_or_out = nodes & (jnp.arange(n) >= g.num_inputs)
     weight = _mutate_float(
-        kw,
-        g.weight,
-        p.weight_mutate_rate,
-        p.weight_mutate_power,
-        p.weight_replace_rate,
-        p.weight_init_mean,
-        p.weight_init_stdev,
-        p.weight_max,
-    )
+        uc[0], z[:c], g.weight, p.weight_mutate_rate, p.weight_mutate_power, p.weight_replace_rate,
+        p.weight_init_mean, p.weight_init_stdev, p.weight_max,
+    )  # fmt: skip
     bias = _mutate_float(
-        kb,
-        g.bias,
-        p.bias_mutate_rate,
-        p.bias_mutate_power,
-        p.bias_replace_rate,
-        p.bias_init_mean,
-        p.bias_init_stdev,
-        p.bias_max,
-    )
+        un[0], z[c : c + n], g.bias, p.bias_mutate_rate, p.bias_mutate_power, p.bias_replace_rate,
+        p.bias_init_mean, p.bias_init_stdev, p.bias_max,
+    )  # fmt: skip
     response = _mutate_float(
-        kr, g.response, p.response_mutate_rate, p.response_mutate_power, 0.0, 1.0, 0.0, p.response_max
-    )
-    flip = jax.random.uniform(ke1, g.enabled.shape) < p.enabled_mutate_rate
-    enabled = jnp.where(flip, jax.random.bernoulli(ke2, 0.5, g.enabled.shape), g.enabled)
-    change = jax.random.uniform(ka1, g.activation.shape) < p.activation_mutate_rate
-    pick = jax.random.choice(ka2, activation_options, g.activation.shape)
+        un[1], z[c + n :], g.response, p.response_mutate_rate, p.response_mutate_power, 0.0, 1.0, 0.0,
+        p.response_max,
+    )  # fmt: skip
+    enabled = jnp.where(uc[1] < p.enabled_mutate_rate, uc[2] < 0.5, g.enabled)
+    change = un[2] < p.activation_mutate_rate
+    k = activation_options.shape[0]
+    pick = activation_options[jnp.minimum((un[3] * k).astype(jnp.int32), k - 1)]
     return g.replace(
         weight=jnp.where(conns, weight, 0.0),
         enabled=enabled & conns,
@@ -450,16 +444,17 @@ def crossover(key: Array, a: Genome, b: Genome, fitness_a: Array, fitness_b: Arr
     chance. Ties keep ``a``'s structure. ``crossover(g, g)`` is ``g``."""
     swap = fitness_b > fitness_a
     fit, other = jax.tree_util.tree_map(lambda x, y: jnp.where(swap, y, x), (a, b), (b, a))
-    k1, k2, k3 = jax.random.split(key, 3)
+    n, c = fit.node_id.shape[-1], fit.innov.shape[-1]
+    u = _uniform(key, 2 * c + n)
     match, j = align(fit, other)
-    take = match & jax.random.bernoulli(k1, 0.5, match.shape)
+    take = match & (u[:c] < 0.5)
     either_off = match & (~fit.enabled | ~other.enabled[j])
     chosen_on = jnp.where(take, other.enabled[j], fit.enabled)
-    enabled = chosen_on & ~(either_off & (jax.random.uniform(k2, match.shape) < p.disable_inherited))
+    enabled = chosen_on & ~(either_off & (u[c : 2 * c] < p.disable_inherited))
     # Node genes aligned by node id.
     same = (fit.node_id[:, None] == other.node_id[None, :]) & (fit.node_id[:, None] >= 0)
     has, jn = jnp.any(same, 1), jnp.argmax(same, 1)
-    take_n = has & jax.random.bernoulli(k3, 0.5, has.shape)
+    take_n = has & (u[2 * c :] < 0.5)
     return fit.replace(
         weight=jnp.where(take, other.weight[j], fit.weight),
         enabled=enabled,
