@@ -26,8 +26,8 @@ problem runs until its target or budget. Other strategies run until the budget.
 Cost: a generation samples, evaluates and recombines only the chunks of
 ``popsize`` members that some unfinished problem has live (CMA-ES's ``chunks``
 argument; evaluation per function), not the whole capacity; the program of a
-dimension ends when all its problems are done; the dimensions compile and run
-in parallel threads, the largest first.
+dimension ends when all its problems are done. The dimensions compile in
+parallel threads; each runs as soon as it is compiled, one at a time.
 
 Files written to ``out``:
 - COCO's observer format (``bbobexp_f<F>.info``, ``data_f<F>/bbobexp_f<F>_DIM<D>.dat``
@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -403,18 +402,19 @@ def bbob_campaign(
     if not budget_multiplier > 0:
         raise ValueError(f"budget_multiplier must be > 0, got {budget_multiplier!r}")
     result = CampaignResult(strategy=strategy, out=Path(out) if out is not None else None)
-    with _Progress(progress, dimensions) as bar:
-        # each dimension compiles and runs in its own thread, the largest first: one program
-        # mostly keeps one core busy, so the dimensions share the cores
-        def campaign(dim):
+    with jax.enable_x64(True):
+        # compile every dimension's program at once (XLA compiles on several cores) and run
+        # each as soon as it is compiled, one after the other (concurrent executions of XLA
+        # CPU programs can deadlock), the smallest dimension first: it compiles first
+        def prepare(dim):
             with jax.enable_x64(True):
                 budget = max(1, int(budget_multiplier * dim))
-                run = _prepare(strategy, dim, functions, instances, budget, seed, hyperparameters, block)
-                return run(bar.update)
+                return _prepare(strategy, dim, functions, instances, budget, seed, hyperparameters, block)
 
-        order = sorted(dimensions, reverse=True)
-        with ThreadPoolExecutor(max_workers=min(len(dimensions), os.cpu_count() or 1)) as pool:
-            done = dict(zip(order, pool.map(campaign, order), strict=True))
+        order = sorted(dimensions)
+        with ThreadPoolExecutor(max_workers=len(dimensions)) as pool, _Progress(progress, order) as bar:
+            runners = {dim: pool.submit(prepare, dim) for dim in order}
+            done = {dim: runners[dim].result()(bar.update) for dim in order}
         for dim in dimensions:
             result.dimensions[dim] = done[dim]
     if out is not None:
