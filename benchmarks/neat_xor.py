@@ -4,7 +4,7 @@ Quality: population 150, at most 300 generations, 20 seeds each; a run is solved
 when its best fitness (4 - sum of squared errors) reaches 3.9, neat-python's
 example threshold. neat-python runs its XOR example configuration
 (``examples/xor/config-feedforward``); ours runs ``ne.strategies.neat`` with its
-defaults (the same configuration, except four rates tuned on other seeds: see
+defaults (the same configuration, except five rates tuned on other seeds: see
 ``neuroevo/strategies/neat.py``) and genome tables of 24 nodes, 48 connections
 and 16 species slots, all 20 seeds as one vmapped program.
 Target: at least 19/20 solved and a median number of generations no worse than
