@@ -1,14 +1,16 @@
 """NEAT on XOR, side by side with neat-python 2.0 (the reference implementation), in one process.
 
-Quality: population 150, at most 300 generations, 20 seeds each; a run is solved
+Quality: population 150, at most 300 generations, 100 seeds each; a run is solved
 when its best fitness (4 - sum of squared errors) reaches 3.9, neat-python's
 example threshold. neat-python runs its XOR example configuration
 (``examples/xor/config-feedforward``); ours runs ``ne.strategies.neat`` with its
 defaults (the same configuration, except five rates tuned on other seeds: see
 ``neuroevo/strategies/neat.py``) and genome tables of 24 nodes, 48 connections
-and 16 species slots, all 20 seeds as one vmapped program.
-Target: at least 19/20 solved and a median number of generations no worse than
-neat-python's.
+and 16 species slots, all seeds as one vmapped program. Target: at least 95%
+solved (19/20) and a median number of generations no worse than neat-python's.
+The issue names 20 seeds; a median over 20 runs moves by +-10 generations from
+one set of seeds to the next (the script prints the medians of each block of
+20), so the default is 100 seeds per side; ``--seeds 20`` runs the issue's size.
 
 Speed: populations 1000 and 5000, 100 generations without early stopping:
 milliseconds per generation (evaluation, speciation and reproduction), ours
@@ -184,7 +186,7 @@ def summary(gens: list[float]) -> tuple[int, float]:
     return int(np.isfinite(gens).sum()), float(np.median(gens))
 
 
-def quality(seeds: int, generations: int) -> bool:
+def quality(seeds: int, generations: int) -> tuple[bool, str]:
     print(f"== quality: XOR, popsize 150, at most {generations} generations, {seeds} seeds")
     t = time.perf_counter()
     program = jax.jit(jax.vmap(ours_program(150, generations, **CAPACITY)))
@@ -196,15 +198,15 @@ def quality(seeds: int, generations: int) -> bool:
     theirs = [generations_to_solve(neat_python_run(s, 150, generations, True)[0]) for s in range(seeds)]
     t_theirs = time.perf_counter() - t
     (so, mo), (st, mt) = summary(ours), summary(theirs)
-    fmt = lambda g: " ".join("-" if not np.isfinite(x) else str(int(x)) for x in g)  # noqa: E731
-    print(f"neuroevo    : solved {so}/{seeds}, median generations {mo:.1f}  [{fmt(ours)}]  ({t_ours:.1f} s)")
-    print(
-        f"neat-python : solved {st}/{seeds}, median generations {mt:.1f}  [{fmt(theirs)}]  ({t_theirs:.1f} s)"
-    )
+    blocks = lambda g: ", ".join(f"{np.median(g[i : i + 20]):.1f}" for i in range(0, len(g), 20))  # noqa: E731
+    print(f"neuroevo    : solved {so}/{seeds}, median generations {mo:.1f} ({t_ours:.1f} s)")
+    print(f"neat-python : solved {st}/{seeds}, median generations {mt:.1f} ({t_theirs:.1f} s)")
+    if seeds > 20:  # how much a 20-seed median moves
+        print(f"medians of blocks of 20 seeds: neuroevo [{blocks(ours)}], neat-python [{blocks(theirs)}]")
     print(f"largest genome reached: {int(nodes.max())} nodes, {int(conns.max())} connections ({CAPACITY})")
     met = so >= int(np.ceil(0.95 * seeds)) and mo <= mt
-    print(f"quality target (>= 19/20 solved, median <= neat-python's): {'met' if met else 'MISSED'}")
-    return met
+    print(f"quality target (>= 95% solved, median <= neat-python's): {'met' if met else 'MISSED'}")
+    return met, f"XOR solved {so}/{seeds} vs {st}/{seeds}, median {mo:.1f} vs {mt:.1f} generations"
 
 
 def speed(popsizes: list[int], generations: int) -> tuple[bool, float]:
@@ -233,7 +235,7 @@ def speed(popsizes: list[int], generations: int) -> tuple[bool, float]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--seeds", type=int, default=100, help="runs per side (the issue names 20)")
     parser.add_argument("--generations", type=int, default=300, help="quality: generation cap")
     parser.add_argument("--speed-generations", type=int, default=100)
     parser.add_argument("--popsizes", default="1000,5000")
@@ -242,7 +244,9 @@ def main(argv=None) -> int:
     print(f"machine: {machine()}; jax {jax.__version__}")
     ok, headline = True, []
     if args.skip != "quality":
-        ok &= quality(args.seeds, args.generations)
+        met, text = quality(args.seeds, args.generations)
+        ok &= met
+        headline.append(text)
     if args.skip != "speed":
         met, ratio = speed([int(p) for p in args.popsizes.split(",")], args.speed_generations)
         ok &= met
