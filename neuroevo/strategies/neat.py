@@ -317,21 +317,21 @@ def neat(
         pa = by_species[base + jnp.where(is_elite, r, pick(k1))]
         pb = by_species[base + jnp.where(is_elite, r, pick(k2))]
         take = lambda i: jax.tree_util.tree_map(lambda x: x[i], genotypes)  # noqa: E731
-        children = jax.vmap(ops.crossover, in_axes=(0, 0, 0, 0, 0, None))(
+        children = ops.blockwise(ops.crossover, (0, 0, 0, 0, 0, None))(
             jax.random.split(k_cross, popsize), take(pa), take(pb), fitness[pa], fitness[pb], p
         )
-        mutated = jax.vmap(ops.mutate_delete, in_axes=(0, 0, None))(
+        mutated = ops.blockwise(ops.mutate_delete, (0, 0, None))(
             jax.random.split(k_del, popsize), children, p
         )
-        props = jax.vmap(ops.propose, in_axes=(0, 0, None, None))(
+        props = ops.blockwise(ops.propose, (0, 0, None, None))(
             jax.random.split(k_prop, popsize), mutated, p, feed_forward
         )
         props = props._replace(add_node=props.add_node & ~is_elite, add_conn=props.add_conn & ~is_elite)
         numbers, next_node, next_innov = ops.number_proposals(props, state.next_node, state.next_innov)
-        mutated = jax.vmap(ops.apply_structure, in_axes=(0, 0, 0, 0, None, None))(
+        mutated = ops.blockwise(ops.apply_structure, (0, 0, 0, 0, None, None))(
             jax.random.split(k_struct, popsize), mutated, props, numbers, p, default_act
         )
-        mutated = jax.vmap(ops.mutate_attributes, in_axes=(0, 0, None, None))(
+        mutated = ops.blockwise(ops.mutate_attributes, (0, 0, None, None))(
             jax.random.split(k_attr, popsize), mutated, p, option_idx
         )
         pop = jax.tree_util.tree_map(lambda e, m: jnp.where(_bcast(is_elite, e), e, m), children, mutated)
