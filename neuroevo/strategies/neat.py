@@ -336,11 +336,6 @@ def neat(
         )
         pop = jax.tree_util.tree_map(lambda e, m: jnp.where(_bcast(is_elite, e), e, m), children, mutated)
 
-        # Members ordered by size: evaluation chunks then hold networks of similar depth, and the
-        # forward pass of a chunk runs only as many updates as its deepest network needs.
-        by_size = jnp.argsort(jnp.sum(ops.valid_nodes(pop), -1), stable=True)
-        pop = jax.tree_util.tree_map(lambda x: x[by_size], pop)
-
         # 4. Speciation of the new population.
         species, reps, active, founded = speciate(pop, state.representatives, keep, state.threshold, p)
         species_best = jnp.where(founded, -jnp.inf, species_best)
