@@ -49,7 +49,7 @@ import jax.numpy as jnp
 from neuroevo.nn.neat import ACTIVATION_NAMES, Network, activation_index
 from neuroevo.strategies import neat_ops as ops
 from neuroevo.strategies.neat_ops import Genome
-from neuroevo.strategy import Strategy, check_fitness, check_popsize, sanitize
+from neuroevo.strategy import Strategy, check_fitness, check_popsize, sanitize, update_best
 
 Array = jax.Array
 
@@ -270,12 +270,9 @@ def neat(
         k_par, k_cross, k_del, k_prop, k_struct, k_attr = jax.random.split(key, 6)
 
         # Best so far.
-        i_best = jnp.argmax(fitness)
-        better = fitness[i_best] > state.best_fitness
-        best_genome = jax.tree_util.tree_map(
-            lambda b, x: jnp.where(better, x[i_best], b), state.best_genome, genotypes
-        )
-        best_fitness = jnp.where(better, fitness[i_best], state.best_fitness)
+        take = lambda i: jax.tree_util.tree_map(lambda x: x[i], genotypes)  # noqa: E731
+        i = jnp.argmax(fitness)
+        best_genome, best_fitness = update_best(state.best_genome, state.best_fitness, take(i), fitness[i])
 
         # 1. Stagnation.
         member_of = state.species[:, None] == jnp.arange(S)[None]  # [P, S]
@@ -316,7 +313,6 @@ def neat(
         base = starts[sp_child]
         pa = by_species[base + jnp.where(is_elite, r, pick(k1))]
         pb = by_species[base + jnp.where(is_elite, r, pick(k2))]
-        take = lambda i: jax.tree_util.tree_map(lambda x: x[i], genotypes)  # noqa: E731
         children = ops.blockwise(ops.crossover, (0, 0, 0, 0, 0, None))(
             jax.random.split(k_cross, popsize), take(pa), take(pb), fitness[pa], fitness[pb], p
         )
@@ -482,5 +478,4 @@ def draw(genome: Genome, path: str, *, title: str = "", show_disabled: bool = Fa
     plt.close(fig)
 
 
-neat.needs_descriptors = False
 __all__ = ["NEATState", "Genome", "draw", "export", "neat"]
