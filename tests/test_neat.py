@@ -185,8 +185,19 @@ def test_forward_pass_equals_numpy_evaluation_of_the_same_graph(feed_forward):
         net = ops.to_network(jax.tree_util.tree_map(jnp.asarray, g), feed_forward, 5, (0, 1, 2))
         ours = np.asarray(neat_nn.forward(net, x))
         np.testing.assert_allclose(ours, numpy_forward(g, x, feed_forward), rtol=1e-5, atol=1e-6)
+        batch = np.stack([x, -x, 2 * x])  # all rows in one pass: the same values as row by row
+        rows = np.stack([np.asarray(neat_nn.forward(net, r)) for r in batch])
+        np.testing.assert_array_equal(np.asarray(neat_nn.forward_batch(net, batch)), rows)
         hidden_seen += int((g.node_id >= 5).sum())
     assert hidden_seen > 0  # the graphs were not trivial
+
+
+def test_feed_forward_pass_stops_at_the_bound_when_values_never_repeat():
+    net = neat_nn.template(1, 1)
+    net = net.replace(weights=net.weights.at[1, 0].set(jnp.nan), until_fixed_point=True, steps=jnp.array(3))
+    assert np.isnan(np.asarray(neat_nn.forward(net, np.ones(1)))).all()  # returns (NaN), no endless loop
+    with pytest.raises(ValueError, match=r"shape \(batch, 1\)"):
+        neat_nn.forward_batch(net, np.ones(3))
 
 
 def numpy_distance(a, b, c1=1.0, c2=1.0, c3=0.5):

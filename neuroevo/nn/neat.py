@@ -8,15 +8,21 @@ population of different topologies is one batch of arrays:
 - ``bias``, ``response``, ``activation`` (an index into :data:`ACTIVATIONS`) per
   node slot; node slots ``0..num_inputs-1`` are the inputs and the next
   ``num_outputs`` slots the outputs;
-- ``steps``: how many synchronous updates the forward pass makes.
+- ``steps``: how many synchronous updates the forward pass makes (at most,
+  when ``until_fixed_point``).
 
 Every non-input node computes ``act(bias + response * sum_j w_ij v_j)`` (sum
-aggregation). The forward pass updates all nodes together ``steps`` times,
-starting from zero: for a feed-forward genome ``steps`` is the depth of its
-graph (the longest path from a source), after which every node holds exactly
-the value a topological-order evaluation gives; for a recurrent genome it is a
-fixed number of activation steps. Activation functions follow neat-python's
-definitions (``sigmoid(z) = 1 / (1 + exp(-5 z))``, ...).
+aggregation). The forward pass updates all nodes together, starting from zero.
+A recurrent genome makes ``steps`` activation steps. A feed-forward genome
+(``until_fixed_point``) updates until no value changes: after ``d`` updates
+every node of depth ``<= d`` (the longest path from a source) holds its final
+value, so the values stop changing after ``depth + 1`` updates, and since the
+update is a deterministic function of the values, a repeat is the unique fixed
+point of an acyclic graph: exactly what a topological-order evaluation gives,
+without computing the depth first. ``steps`` (the number of node slots: a
+depth never exceeds it) only bounds the loop, e.g. for a NaN that never
+repeats. Activation functions follow neat-python's definitions
+(``sigmoid(z) = 1 / (1 + exp(-5 z))``, ...).
 """
 
 from __future__ import annotations
@@ -91,6 +97,7 @@ class Network:
     num_inputs: int = struct.field(pytree_node=False, default=1)
     num_outputs: int = struct.field(pytree_node=False, default=1)
     activations: tuple[int, ...] | None = struct.field(pytree_node=False, default=None)  # indices in use
+    until_fixed_point: bool = struct.field(pytree_node=False, default=False)  # feed-forward
 
     @property
     def max_nodes(self) -> int:
@@ -119,19 +126,38 @@ def template(num_inputs: int, num_outputs: int, activation: str = "sigmoid") -> 
 def forward(network: Network, inputs: Array) -> Array:
     """The network's outputs (``f32[num_outputs]``) for one input vector (flattened)."""
     inputs = jnp.asarray(inputs, jnp.float32).reshape(-1)
+    if inputs.shape[0] != network.num_inputs:
+        raise ValueError(f"the network has {network.num_inputs} inputs, got an input of shape {inputs.shape}")
+    return forward_batch(network, inputs[None])[0]
+
+
+def forward_batch(network: Network, inputs: Array) -> Array:
+    """The outputs (``f32[B, num_outputs]``) for a batch of input vectors ``f32[B, num_inputs]``:
+    one pass that updates the values of all ``B`` inputs together (a matrix product per update)."""
+    inputs = jnp.asarray(inputs, jnp.float32)
     ni, no = network.num_inputs, network.num_outputs
-    if inputs.shape[0] != ni:
-        raise ValueError(f"the network has {ni} inputs, got an input of shape {inputs.shape}")
+    if inputs.ndim != 2 or inputs.shape[1] != ni:
+        raise ValueError(f"forward_batch takes inputs of shape (batch, {ni}), got {inputs.shape}")
     n = network.max_nodes
-    is_input = jnp.arange(n) < ni
-    clamp = jnp.zeros((n,), jnp.float32).at[:ni].set(inputs)
+    is_input = (jnp.arange(n) < ni)[:, None]
+    clamp = jnp.zeros((n, inputs.shape[0]), jnp.float32).at[:ni].set(inputs.T)  # values[node, b]
 
-    def update(_, v):
-        z = network.bias + network.response * (network.weights @ v)
-        return jnp.where(is_input, clamp, activate(network.activation, z, network.activations))
+    def update(v):
+        z = network.bias[:, None] + network.response[:, None] * (network.weights @ v)
+        return jnp.where(is_input, clamp, activate(network.activation[:, None], z, network.activations))
 
-    values = jax.lax.fori_loop(0, network.steps, update, clamp)
-    return values[ni : ni + no]
+    if network.until_fixed_point:
+
+        def step(carry):
+            v, _, i = carry
+            new = update(v)
+            return new, jnp.any((new != v) & ~(jnp.isnan(new) & jnp.isnan(v))), i + 1
+
+        again = lambda carry: carry[1] & (carry[2] < network.steps)  # noqa: E731
+        values = jax.lax.while_loop(again, step, (clamp, jnp.array(True), jnp.array(0, jnp.int32)))[0]
+    else:
+        values = jax.lax.fori_loop(0, network.steps, lambda _, v: update(v), clamp)
+    return values[ni : ni + no].T
 
 
 class FunctionalPolicy(NamedTuple):

@@ -209,11 +209,12 @@ def to_network(
     recurrent_steps: Array | int = 5,
     activations: tuple[int, ...] | None = None,
 ) -> Network:
-    """The runnable form of a genome (``neat.decode``): dense weights and the number of updates."""
+    """The runnable form of a genome (``neat.decode``): dense weights and the number of updates
+    (feed-forward: until the values repeat, at most one per node slot; see ``neuroevo.nn.neat``)."""
     n = g.node_id.shape[-1]
     src, dst = _edge_index(g, valid_conns(g) & g.enabled)
     weights = jnp.zeros((n, n), jnp.float32).at[dst, src].add(g.weight, mode="drop")
-    steps = jnp.max(depth(g)) + 1 if feed_forward else jnp.asarray(recurrent_steps, jnp.int32)
+    steps = n if feed_forward else recurrent_steps
     return Network(
         weights=weights,
         bias=jnp.where(valid_nodes(g), g.bias, 0.0),
@@ -223,6 +224,7 @@ def to_network(
         num_inputs=g.num_inputs,
         num_outputs=g.num_outputs,
         activations=activations,
+        until_fixed_point=feed_forward,
     )
 
 
