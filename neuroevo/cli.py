@@ -6,6 +6,7 @@ neuroevo eval runs/cartpole --episodes 20 --gif cartpole.gif
 neuroevo strategies
 neuroevo sweep sweep.toml --out runs/sweep                  # configs x seeds, one compiled program
 neuroevo bench bbob --strategy cma_es --dimensions 2,3,5 --instances 1-15 --budget-multiplier 1000 --out bbob/
+neuroevo bench bbob --suite bbob-noisy --dimensions 2,5 --out bbob-noisy/   # f101-f130
 neuroevo bench plot bbob/cma_es bbob/snes --out ecdf.png
 """
 
@@ -85,7 +86,8 @@ def bench_bbob(args: argparse.Namespace) -> None:
         strategy=args.strategy,
         dimensions=B.parse_range(args.dimensions, "dimension"),
         instances=B.parse_range(args.instances, "instance"),
-        functions=B.parse_range(args.functions, "function"),
+        functions=None if args.functions is None else B.parse_range(args.functions, "function"),
+        suite=args.suite,
         budget_multiplier=args.budget_multiplier,
         out=args.out,
         seed=args.seed,
@@ -164,11 +166,16 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("strategies", help="list the registered strategies and their hyperparameters")
     s.set_defaults(func=_list_strategies)
     b = sub.add_parser("bench", help="benchmark campaigns (bbob)").add_subparsers(dest="bench", required=True)
-    bb = b.add_parser("bbob", help="a strategy on COCO's bbob suite: COCO data, ERT tables, ECDF plots")
+    bb = b.add_parser(
+        "bbob", help="a strategy on COCO's bbob or bbob-noisy suite: COCO data, ERT tables, ECDF plots"
+    )
     bb.add_argument("--strategy", default="cma_es", help="a name from `neuroevo strategies`")
     bb.add_argument("--dimensions", default="2,3,5,10,20,40", help="e.g. 2,3,5 or 2-5")
     bb.add_argument("--instances", default="1-15", help="e.g. 1-15")
-    bb.add_argument("--functions", default="1-24", help="function ids in 1-24, e.g. 1-24 or 1,8")
+    bb.add_argument("--suite", default="bbob", help="COCO suite: bbob (f1-f24) or bbob-noisy (f101-f130)")
+    bb.add_argument(
+        "--functions", default=None, help="function ids of the suite (default all), e.g. 1-24, 1,8 or 101-130"
+    )
     bb.add_argument(
         "--budget-multiplier", type=float, default=1000, help="budget = N * dimension evaluations"
     )

@@ -133,3 +133,57 @@ def test_plot_several(campaign, tmp_path):
     _, out = campaign
     paths = B.plot_ecdf([out, out], tmp_path / "ecdf.png")
     assert [p.name for p in paths] == [f"ecdf_d{DIM}.png"] and paths[0].stat().st_size > 0
+
+
+NOISY_FIDS = (101, 104)
+
+
+@pytest.fixture(scope="module")
+def noisy_campaign(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bbob-noisy") / "cma_es"
+    result = B.bbob_campaign(
+        "cma_es", (DIM,), INSTANCES, NOISY_FIDS, budget_multiplier=100, out=out, progress=False,
+        suite="bbob-noisy",
+    )  # fmt: skip
+    return result, out
+
+
+def test_noisy_campaign_files_and_cocopp(noisy_campaign, tmp_path):
+    """bbob-noisy: COCO's noisy observer format (suite and logger 'bbob-noisy'); records use the
+    noise-free f - fopt, the measured columns the noisy values; cocopp reads and processes it."""
+    cocopp = pytest.importorskip("cocopp")
+    result, out = noisy_campaign
+    r = result.dimensions[DIM]
+    assert r.final_evals.max() <= 200 and r.best_measured is not None
+    for fid in NOISY_FIDS:
+        info = (out / f"bbobexp_f{fid}.info").read_text().splitlines()
+        assert info[0].startswith(f"suite = 'bbob-noisy', funcId = {fid}, DIM = {DIM}")
+        assert "logger = 'bbob-noisy'" in info[0]
+        runs = (out / f"data_f{fid}/bbobexp_f{fid}_DIM{DIM}.dat").read_text().split("% f evaluations")[1:]
+        assert len(runs) == len(INSTANCES)
+        for run in runs:  # best noise-free f - fopt and best measured f only fall, run by run
+            rows = np.array([[float(v) for v in line.split()] for line in run.splitlines()[1:]])
+            assert rows[0, 0] == 1 and (np.diff(rows[:, 0]) > 0).all()
+            assert (np.diff(rows[:, 2]) <= 0).all() and (np.diff(rows[:, 4]) <= 0).all()
+    dsl = cocopp.load(str(out))
+    assert sorted(ds.funcId for ds in dsl) == list(NOISY_FIDS)
+    for ds in dsl:
+        rows = np.flatnonzero(r.fids == ds.funcId)
+        got = ds.detEvals([1e-1])[0]
+        j = int(np.argmin(np.abs(B.LEVELS - 1e-1)))
+        mine = r.hit_evals[rows[np.argsort(r.instances[rows])], j]
+        np.testing.assert_array_equal(np.nan_to_num(np.asarray(got, float), nan=np.inf), mine)
+    one = tmp_path / "cma_es"
+    (one / "data_f101").mkdir(parents=True)
+    shutil.copy(out / "bbobexp_f101.info", one)
+    for ext in ("dat", "tdat"):
+        shutil.copy(out / f"data_f101/bbobexp_f101_DIM{DIM}.{ext}", one / "data_f101")
+    cocopp.main(f"--no-svg -o {tmp_path / 'pp'} {one}")
+    assert any(p.name == "index.html" for p in (tmp_path / "pp").rglob("*.html"))
+
+
+def test_bad_suite_names_the_valid_ones():
+    with pytest.raises(ValueError, match="bbob-noisy"):
+        B.bbob_campaign("cma_es", (2,), (1,), suite="bbob-largescale", progress=False)
+    with pytest.raises(ValueError, match="101"):
+        B.bbob_campaign("cma_es", (2,), (1,), (1,), suite="bbob-noisy", progress=False)

@@ -9,6 +9,12 @@ program without evaluating one another. Generations run on the device in
 ``lax.while_loop`` blocks; the host sees only the progress display and the
 stop check between blocks.
 
+Suites: ``suite="bbob"`` (f1-f24) or ``"bbob-noisy"`` (f101-f130, ``ne.bbob``'s
+noisy functions): the strategy sees the noisy f - fopt (noise drawn from the
+campaign's key), while the hits, targets and stop test use the noise-free value,
+which COCO's ``bbob-noisy`` observer records (its "best noise-free fitness"
+column; the measured columns hold the noisy values).
+
 Protocol (COCO's): x0 is uniform in ``[-4, 4]^d`` per problem (seeded);
 evaluations are counted in order over the live members of each generation (the
 first ``state.popsize`` for CMA-ES, all members otherwise), so the evaluation
@@ -30,11 +36,12 @@ dimension ends when all its problems are done. The dimensions compile in
 parallel threads; each runs as soon as it is compiled, one at a time.
 
 Files written to ``out``:
-- COCO's observer format (``bbobexp_f<F>.info``, ``data_f<F>/bbobexp_f<F>_DIM<D>.dat``
-  and ``.tdat``), which ``cocopp`` post-processes. The ``.dat`` holds a line at
-  the first evaluation, at each first crossing of a ``10**(k/5)`` precision and
-  at the last evaluation; the ``.tdat`` the best-so-far at COCO's fixed
-  evaluation counts. Columns: evaluations, 0, best f - fopt, f, best f (no x).
+- COCO's observer format (``bbobexp_f<F>.info``, its ``suite`` and ``logger`` the
+  suite's name, ``data_f<F>/bbobexp_f<F>_DIM<D>.dat`` and ``.tdat``), which
+  ``cocopp`` post-processes. The ``.dat`` holds a line at the first evaluation, at
+  each first crossing of a ``10**(k/5)`` precision and at the last evaluation; the
+  ``.tdat`` the best-so-far at COCO's fixed evaluation counts. Columns:
+  evaluations, 0, best noise-free f - fopt, measured f, best measured f (no x).
 - ``campaign.json`` (hits of the 51 targets ``1e2 .. 1e-8`` per problem),
   ``ert_d<D>.md`` / ``.csv`` (ERT for targets ``1e1 .. 1e-8``), ``ecdf_d<D>.png``.
 """
@@ -54,7 +61,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from neuroevo.bbob import NAMES, function
+from neuroevo.bbob import NAMES, NOISY_NAMES, NoisyBBOBFunction, function
+from neuroevo.bbob import noisy as noise_models
 
 PRECISION = 1e-8
 # .dat triggers: 10**(k/5) from 1e4 down to 1e-8 (COCO logs each first crossing)
@@ -64,6 +72,11 @@ ERT_TARGETS = 10.0 ** np.arange(1, -9, -1.0)  # 1e1 .. 1e-8
 _ECDF_IDX = np.arange(10, 61)  # ECDF_TARGETS[j] == LEVELS[10 + j]
 _ERT_IDX = np.arange(15, 61, 5)  # ERT_TARGETS[j] == LEVELS[15 + 5 j]
 CMA_LIKE = ("cma_es", "sep_cma_es")
+SUITES = {"bbob": range(1, 25), "bbob-noisy": range(101, 131)}  # COCO's suite name -> function ids
+
+
+def function_name(fid: int) -> str:
+    return NAMES[fid] if fid in NAMES else NOISY_NAMES[fid]
 
 
 def tdat_evaluations(dim: int, budget: int) -> np.ndarray:
@@ -102,6 +115,13 @@ class DimensionResult:
     seconds: float  # wall time of the dimension, compilation included
     generations: int
     compile_seconds: float = 0.0
+    # bbob-noisy: the measured (noisy) f - fopt: at each hit, best so far at each hit,
+    # at evaluation 1, best of the run, best so far at tdat_evals (None: as the noise-free)
+    hit_measured: np.ndarray | None = None
+    hit_best_measured: np.ndarray | None = None
+    first_measured: np.ndarray | None = None
+    best_measured: np.ndarray | None = None
+    tdat_best_measured: np.ndarray | None = None
 
     def ert_table(self) -> dict[int, list[float]]:
         """fid -> ERT for each of ERT_TARGETS."""
@@ -121,6 +141,7 @@ class CampaignResult:
     strategy: str
     dimensions: dict[int, DimensionResult] = field(default_factory=dict)
     out: Path | None = None
+    suite: str = "bbob"
 
     def solved(self, dimension: int | None = None) -> int:
         dims = [dimension] if dimension is not None else list(self.dimensions)
@@ -239,31 +260,55 @@ def live_normals(key, counts, capacity, dim, dtype, block=1024):
     return jnp.where(live[..., None], pool[idx], 0.0)
 
 
+def _evaluator(group):
+    """``measure(key, xs, consts)``: f - fopt of the instances of one function, ``xs``
+    (n_inst, m, d), ``consts`` the instances' data stacked. Noiseless functions return
+    ``(f - fopt,)``; noisy ones (f101-f130) ``(measured, noise-free)``: the noise model's
+    draws from ``key`` and the boundary penalty added (COCO records the noise-free value)."""
+    f0 = group[0]
+    core = f0.core if isinstance(f0, NoisyBBOBFunction) else f0
+    raw = core._spec.raw
+
+    def noise_free(xs, c):
+        return jax.vmap(lambda x, c: raw(x, (x - c["hi"]) - c["lo"], c))(xs, c)
+
+    if core is f0:
+        return lambda key, xs, c: (noise_free(xs, c),)
+
+    def measure(key, xs, c):
+        g = noise_free(xs, c)
+        draws = noise_models.sample_draws(key, f0.model, g.shape, g.dtype)
+        pen = noise_models.penalty(xs)
+        return noise_models.apply_model(g, f0.model, f0.params, draws) + pen, g + pen
+
+    return measure
+
+
 def _prepare(name, dim, fids, instances, budget, seed, hp, block):
     """Build and compile the program of one dimension; returns ``run(progress) -> DimensionResult``."""
     funcs = [[function(f, dim, i) for i in instances] for f in fids]
     n_inst = len(instances)
     P = len(fids) * n_inst
     strategy, used_hp = _build_strategy(name, dim, budget, hp)
+    noisy = isinstance(funcs[0][0], NoisyBBOBFunction)
+    cores = [[getattr(g, "core", g) for g in group] for group in funcs]
     consts = [
         jax.tree_util.tree_map(lambda *a: jnp.asarray(np.stack(a)), *[g._consts(np.float64) for g in group])
-        for group in funcs
+        for group in cores
     ]
-    raws = [group[0]._spec.raw for group in funcs]
+    evaluators = [_evaluator(group) for group in funcs]
     fopt = np.array([g.fopt for group in funcs for g in group])
     tdat_e = tdat_evaluations(dim, budget)
     levels = jnp.asarray(LEVELS)
     tdat_j = jnp.asarray(tdat_e)
 
-    def evaluate_group(raw, xs, c):  # xs: (n_inst, m, d) -> (n_inst, m) f - fopt
-        return jax.vmap(lambda x, c: raw(x, (x - c["hi"]) - c["lo"], c))(xs, c)
-
     chunk = used_hp.get("popsize") or _default_popsize(dim)
     chunked = name in CMA_LIKE and used_hp.get("restarts") is not None
     capacity = chunk * 2 ** used_hp.get("max_restarts", 0) if chunked else None
 
-    def evaluate_live(X, consts, need):
-        """f - fopt, inf where not computed. ``need`` (P,): members to evaluate per problem.
+    def evaluate_live(key, X, consts, need):
+        """(measured, noise-free) f - fopt, inf where not computed. ``need`` (P,): members to
+        evaluate per problem.
 
         The capacity of a restart strategy is mostly dead, and the functions are in
         different restart regimes: each function's instances evaluate only the
@@ -272,23 +317,29 @@ def _prepare(name, dim, fids, instances, budget, seed, hp, block):
         cap = X.shape[1]
         c = chunk if cap % chunk == 0 else cap
         parts = []
-        for g, raw in enumerate(raws):
+        for g, measure in enumerate(evaluators):
             xs = X[g * n_inst : (g + 1) * n_inst]
 
-            def body(i, delta, xs=xs, raw=raw, g=g):
-                part = evaluate_group(raw, jax.lax.dynamic_slice_in_dim(xs, i * c, c, axis=1), consts[g])
-                return jax.lax.dynamic_update_slice_in_dim(delta, part, i * c, axis=1)
+            def body(i, deltas, xs=xs, measure=measure, g=g):
+                k = jax.random.fold_in(jax.random.fold_in(key, g), i)
+                part = measure(k, jax.lax.dynamic_slice_in_dim(xs, i * c, c, axis=1), consts[g])
+                return tuple(
+                    jax.lax.dynamic_update_slice_in_dim(d, p, i * c, axis=1)
+                    for d, p in zip(deltas, part, strict=True)
+                )
 
             chunks = (jnp.max(need[g * n_inst : (g + 1) * n_inst]) + c - 1) // c
-            parts.append(jax.lax.fori_loop(0, chunks, body, jnp.full(xs.shape[:2], jnp.inf, X.dtype)))
-        return jnp.concatenate(parts, axis=0)
+            empty = jnp.full(xs.shape[:2], jnp.inf, X.dtype)
+            parts.append(jax.lax.fori_loop(0, chunks, body, (empty, empty) if noisy else (empty,)))
+        measured = jnp.concatenate([p[0] for p in parts], axis=0)
+        return measured, (jnp.concatenate([p[1] for p in parts], axis=0) if noisy else measured)
 
     def live_count(state, cap):
         pop = getattr(state, "popsize", None)
         return jnp.asarray(cap if pop is None else pop, jnp.int32)
 
     def generation(carry, consts):
-        st, key, gen, ev, best, first, he, hd, tb, done = carry
+        st, key, gen, ev, best, first, he, hd, tb, meas, done = carry
         k_ask, k_tell = jax.random.split(jax.random.fold_in(key, gen))
         ask, tell = strategy.ask, strategy.tell
         if chunked:  # sample and recombine only the chunks some unfinished problem has live,
@@ -302,7 +353,8 @@ def _prepare(name, dim, fids, instances, budget, seed, hp, block):
         X = jax.vmap(lambda s, g: jax.vmap(strategy.decode, in_axes=(None, 0))(s, g))(st, geno)
         cap = X.shape[1]
         lam = jax.vmap(lambda s: live_count(s, cap))(st)
-        delta = evaluate_live(X, consts, jnp.where(done, 0, lam))  # (P, cap), inf if not computed
+        # (P, cap) each, inf if not computed; the strategy sees the measured values
+        measured, delta = evaluate_live(jax.random.fold_in(k_tell, 2), X, consts, jnp.where(done, 0, lam))
         n = jnp.where(done, 0, jnp.minimum(lam, budget - ev))  # counted evaluations
         idx = jnp.arange(cap)
         counted = idx[None, :] < n[:, None]
@@ -320,10 +372,20 @@ def _prepare(name, dim, fids, instances, budget, seed, hp, block):
         # best-so-far at the fixed evaluation counts
         j = tdat_j[None, :] - ev[:, None] - 1
         inside = (j >= 0) & (j < n[:, None])
-        tb = jnp.where(inside, jnp.take_along_axis(cum, jnp.clip(j, 0, cap - 1), axis=1), tb)
+        jc = jnp.clip(j, 0, cap - 1)
+        tb = jnp.where(inside, jnp.take_along_axis(cum, jc, axis=1), tb)
+        if noisy:  # the measured value at each hit, the best measured so far there and at tdat
+            m_first, hm, hbm, tbm, best_m = meas
+            m_c = jnp.where(counted, measured, jnp.inf)
+            cum_m = jnp.minimum(jax.lax.cummin(m_c, axis=1), best_m[:, None])
+            hm = jnp.where(newhit, jnp.take_along_axis(m_c, firsti, axis=1), hm)
+            hbm = jnp.where(newhit, jnp.take_along_axis(cum_m, firsti, axis=1), hbm)
+            m_first = jnp.where((ev == 0) & (n > 0), m_c[:, 0], m_first)
+            tbm = jnp.where(inside, jnp.take_along_axis(cum_m, jc, axis=1), tbm)
+            meas = (m_first, hm, hbm, tbm, jnp.minimum(best_m, jnp.min(m_c, axis=1)))
         best = jnp.minimum(best, jnp.min(d_c, axis=1))
         ev = ev + n
-        fitness = jnp.where(idx[None, :] < lam[:, None], -delta, -jnp.inf)
+        fitness = jnp.where(idx[None, :] < lam[:, None], -measured, -jnp.inf)
         st = jax.vmap(tell)(jax.random.split(k_tell, P), st, geno, fitness)
         done = done | (ev >= budget) | (best <= PRECISION)
         stopped = getattr(st, "stop", None)
@@ -333,7 +395,7 @@ def _prepare(name, dim, fids, instances, budget, seed, hp, block):
             st = jax.tree_util.tree_map(
                 lambda a, b: jnp.where(again.reshape(again.shape + (1,) * (a.ndim - 1)), a, b), fresh, st
             )
-        return (st, key, gen + 1, ev, best, first, he, hd, tb, done)
+        return (st, key, gen + 1, ev, best, first, he, hd, tb, meas, done)
 
     @jax.jit
     def run_block(carry, consts):
@@ -363,6 +425,17 @@ def _prepare(name, dim, fids, instances, budget, seed, hp, block):
         jnp.full((P, L), jnp.inf),
         jnp.full((P, L), jnp.nan),
         jnp.full((P, K), jnp.nan),
+        (
+            (
+                jnp.full((P,), jnp.nan),
+                jnp.full((P, L), jnp.nan),
+                jnp.full((P, L), jnp.nan),
+                jnp.full((P, K), jnp.nan),
+                jnp.full((P,), jnp.inf),
+            )
+            if noisy
+            else ()
+        ),  # fmt: skip
         jnp.zeros((P,), bool),
     )
     compiled = run_block.lower(carry0, consts).compile(compiler_options=_compile_options())
@@ -387,7 +460,14 @@ def _loop(
         if done.all():
             break
     seconds = time.perf_counter() - t0 + compile_s
-    _, _, gen, ev, best, first, he, hd, tb, _ = jax.device_get(carry)
+    _, _, gen, ev, best, first, he, hd, tb, meas, _ = jax.device_get(carry)
+    measured = dict(
+        zip(
+            ("first_measured", "hit_measured", "hit_best_measured", "tdat_best_measured", "best_measured"),
+            (np.asarray(a, float) for a in meas),
+            strict=False,
+        )
+    )
     return DimensionResult(
         dimension=dim,
         fids=np.repeat(np.asarray(fids), n_inst),
@@ -404,6 +484,7 @@ def _loop(
         seconds=seconds,
         generations=int(gen),
         compile_seconds=compile_s,
+        **measured,
     )
 
 
@@ -415,31 +496,37 @@ def bbob_campaign(
     strategy: str = "cma_es",
     dimensions: Sequence[int] = (2, 3, 5),
     instances: Iterable[int] = range(1, 16),
-    functions: Iterable[int] = range(1, 25),
+    functions: Iterable[int] | None = None,
     budget_multiplier: float = 1000,
     out: str | Path | None = None,
     seed: int = 0,
     progress: bool = True,
     block: int = 100,
+    suite: str = "bbob",
     **hyperparameters,
 ) -> CampaignResult:
     """Run ``strategy`` on every (function, instance) of each dimension; write COCO data and a summary.
 
-    Returns a :class:`CampaignResult` (``result.dimensions[d].hit_evals``: the
-    evaluation at which each problem first reached each of ``LEVELS``). With
-    ``out`` set, writes the COCO files, ``campaign.json``, ERT tables and ECDF
-    plots there (see the module docstring).
+    ``suite``: ``"bbob"`` (functions 1-24) or ``"bbob-noisy"`` (101-130: the strategy
+    sees the noisy values, the records and targets use the noise-free ones, as COCO's);
+    ``functions`` defaults to all of the suite's. Returns a :class:`CampaignResult`
+    (``result.dimensions[d].hit_evals``: the evaluation at which each problem first
+    reached each of ``LEVELS``). With ``out`` set, writes the COCO files,
+    ``campaign.json``, ERT tables and ECDF plots there (see the module docstring).
     """
     from neuroevo import strategies
 
     if strategy not in strategies.names():
         raise ValueError(f"unknown strategy {strategy!r}; valid names: {strategies.names()}")
+    if suite not in SUITES:
+        raise ValueError(f"unknown suite {suite!r}; valid suites: {list(SUITES)}")
+    fids = SUITES[suite]
     dimensions = _ints(dimensions, "dimension", 2)
     instances = _ints(instances, "instance", 1)
-    functions = _ints(functions, "function id", 1, 24)
+    functions = _ints(fids if functions is None else functions, f"{suite} function id", fids[0], fids[-1])
     if not budget_multiplier > 0:
         raise ValueError(f"budget_multiplier must be > 0, got {budget_multiplier!r}")
-    result = CampaignResult(strategy=strategy, out=Path(out) if out is not None else None)
+    result = CampaignResult(strategy=strategy, out=Path(out) if out is not None else None, suite=suite)
     with jax.enable_x64(True):
         # compile every dimension's program at once (XLA compiles on several cores) and run
         # each as soon as it is compiled, one after the other (concurrent executions of XLA
@@ -492,8 +579,42 @@ class _Progress:
 # writers
 
 
-def _line(e, best, fopt, f):
-    return f"{int(e)} 0 {best:+.9e} {f + fopt:+.9e} {best + fopt:+.9e}\n"
+def _line(e, best, fopt, f, f_best):
+    """A .dat/.tdat line: evaluations, 0, best noise-free f - fopt, measured f, best measured f."""
+    return f"{int(e)} 0 {best:+.9e} {f + fopt:+.9e} {f_best + fopt:+.9e}\n"
+
+
+def _write_run(dat, tdat, r: DimensionResult, p: int) -> None:
+    """Problem ``p``'s lines: .dat at evaluation 1, at each first crossing of LEVELS and at
+    the last evaluation; .tdat at ``r.tdat_evals``. Noiseless: measured = noise-free."""
+    fopt, last = r.fopt[p], int(r.final_evals[p])
+    noisy = r.hit_measured is not None
+    head = (
+        "% f evaluations | g evaluations | best noise-free fitness - Fopt "
+        f"({fopt:.12e}) + sum g_i+ | measured fitness "
+        "| best measured fitness or single-digit g-values\n"
+    )
+    dat.write(head)
+    tdat.write(head)
+    m_first = r.first_measured[p] if noisy else r.first_delta[p]
+    events = {1: (r.first_delta[p], m_first, m_first)}  # e -> (noise-free, measured, best measured)
+    for k in np.flatnonzero(np.isfinite(r.hit_evals[p])):  # levels crossed at one evaluation: one member
+        hit = (r.hit_delta[p, k], r.hit_measured[p, k], r.hit_best_measured[p, k]) if noisy else None
+        events[int(r.hit_evals[p, k])] = hit or (r.hit_delta[p, k],) * 3
+    best = best_m = np.inf
+    for e in sorted(events):
+        v, m, bm = events[e]
+        best, best_m = min(best, v), min(best_m, bm if noisy else v)
+        dat.write(_line(e, best, fopt, m, best_m))
+    final_m = r.best_measured[p] if noisy else r.best_delta[p]
+    if last not in events:
+        dat.write(_line(last, r.best_delta[p], fopt, final_m, final_m))
+    tb_m = r.tdat_best_measured[p] if noisy else r.tdat_best[p]
+    for e, v, m in zip(r.tdat_evals, r.tdat_best[p], tb_m, strict=True):
+        if e <= last and np.isfinite(v):
+            tdat.write(_line(e, v, fopt, m, m))
+    if last not in set(int(e) for e in r.tdat_evals):
+        tdat.write(_line(last, r.best_delta[p], fopt, final_m, final_m))
 
 
 def write(result: CampaignResult, out: str | Path, hyperparameters: dict | None = None) -> None:
@@ -510,41 +631,21 @@ def write(result: CampaignResult, out: str | Path, hyperparameters: dict | None 
             (out / f"data_f{fid}").mkdir(exist_ok=True)
             with open(out / f"{rel}.dat", "w") as dat, open(out / f"{rel}.tdat", "w") as tdat:
                 for p in rows:
-                    head = (
-                        "% f evaluations | g evaluations | best noise-free fitness - Fopt "
-                        f"({r.fopt[p]:.12e}) + sum g_i+ | measured fitness "
-                        "| best measured fitness or single-digit g-values\n"
-                    )
-                    dat.write(head)
-                    tdat.write(head)
-                    events = {1: r.first_delta[p]}
-                    for e, v in zip(r.hit_evals[p], r.hit_delta[p], strict=True):
-                        if np.isfinite(e):
-                            events[int(e)] = min(events.get(int(e), np.inf), v)
-                    best = np.inf
-                    for e in sorted(events):
-                        best = min(best, events[e])
-                        dat.write(_line(e, best, r.fopt[p], events[e]))
-                    last = int(r.final_evals[p])
-                    if last not in events:
-                        dat.write(_line(last, r.best_delta[p], r.fopt[p], r.best_delta[p]))
-                    for e, v in zip(r.tdat_evals, r.tdat_best[p], strict=True):
-                        if e <= last and np.isfinite(v):
-                            tdat.write(_line(e, v, r.fopt[p], v))
-                    if last not in set(int(e) for e in r.tdat_evals):
-                        tdat.write(_line(last, r.best_delta[p], r.fopt[p], r.best_delta[p]))
+                    _write_run(dat, tdat, r, p)
             runs = ", ".join(
                 f"{int(r.instances[p])}:{int(r.final_evals[p])}|{r.best_delta[p]:.1e}" for p in rows
             )
             info.setdefault(fid, []).append(
-                f"suite = 'bbob', funcId = {fid}, DIM = {dim}, Precision = 1.000e-08, algId = '{alg}', "
-                f"coco_version = 'neuroevo', logger = 'bbob', data_format = 'bbob-new2'\n"
+                f"suite = '{result.suite}', funcId = {fid}, DIM = {dim}, Precision = 1.000e-08, "
+                f"algId = '{alg}', coco_version = 'neuroevo', logger = '{result.suite}', "
+                "data_format = 'bbob-new2'\n"
                 f"% neuroevo {alg} {json.dumps(hyperparameters or {}, default=str)}\n{rel}.dat, {runs}\n"
             )
     for fid, blocks in info.items():
         (out / f"bbobexp_f{fid}.info").write_text("".join(blocks))
     summary = {
         "strategy": alg,
+        "suite": result.suite,
         "hyperparameters": {k: str(v) for k, v in (hyperparameters or {}).items()},
         "dimensions": {
             str(d): {
@@ -571,7 +672,9 @@ def write(result: CampaignResult, out: str | Path, hyperparameters: dict | None 
             m = r.fids == fid
             solved = int(np.isfinite(r.hit_evals[m, -1]).sum())
             cells = [f"{v:.3g}" if np.isfinite(v) else "inf" for v in erts]
-            md.append(f"| {fid} | {NAMES[fid]} | " + " | ".join(cells) + f" | {solved}/{int(m.sum())} |")
+            md.append(
+                f"| {fid} | {function_name(fid)} | " + " | ".join(cells) + f" | {solved}/{int(m.sum())} |"
+            )
             csv.append(f"{fid}," + ",".join(cells) + f",{solved},{int(m.sum())}")
         (out / f"ert_d{dim}.md").write_text("\n".join(md) + "\n")
         (out / f"ert_d{dim}.csv").write_text("\n".join(csv) + "\n")
@@ -615,7 +718,8 @@ def plot_ecdf(directories: Sequence[str | Path], out: str | Path, dimension: int
         ax.set_xlabel("log10(evaluations / dimension)")
         ax.set_ylabel("fraction of (function, target) pairs")
         ax.set_ylim(0, 1)
-        ax.set_title(f"bbob, dimension {dim}, 51 targets 1e2..1e-8")
+        suites = sorted({run.get("suite", "bbob") for run in runs})
+        ax.set_title(f"{', '.join(suites)}, dimension {dim}, 51 targets 1e2..1e-8")
         ax.grid(alpha=0.3)
         ax.legend(loc="upper left", fontsize=8)
         if dimension is not None:
