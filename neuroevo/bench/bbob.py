@@ -321,7 +321,7 @@ def _prepare(name, dim, fids, instances, budget, seed, hp, block):
             xs = X[g * n_inst : (g + 1) * n_inst]
 
             def body(i, deltas, xs=xs, measure=measure, g=g):
-                k = jax.random.fold_in(jax.random.fold_in(key, g), i)
+                k = jax.random.fold_in(jax.random.fold_in(key, g), i) if noisy else None
                 part = measure(k, jax.lax.dynamic_slice_in_dim(xs, i * c, c, axis=1), consts[g])
                 return tuple(
                     jax.lax.dynamic_update_slice_in_dim(d, p, i * c, axis=1)
@@ -411,33 +411,28 @@ def _prepare(name, dim, fids, instances, budget, seed, hp, block):
         x0 = jax.random.uniform(k0, (P, dim), jnp.float64, -4.0, 4.0)
         return jax.vmap(strategy.init)(jax.random.split(k1, P), x0)
 
-    key = jax.random.fold_in(jax.random.key(seed), dim)
+    def initial_carry(seed):  # one compiled program (eager array creation would compile each op)
+        key = jax.random.fold_in(jax.random.key(seed), dim)
+        L, K = len(LEVELS), len(tdat_e)
+        inf, nan = jnp.inf, jnp.nan
+        measured = tuple(jnp.full(shape, v) for shape, v in [((P,), nan), ((P, L), nan), ((P, L), nan),
+                                                             ((P, K), nan), ((P,), inf)])  # fmt: skip
+        return (
+            init(key),
+            jax.random.fold_in(key, 1),
+            jnp.zeros((), jnp.int32),
+            jnp.zeros((P,), jnp.int32),
+            jnp.full((P,), inf),
+            jnp.full((P,), nan),
+            jnp.full((P, L), inf),
+            jnp.full((P, L), nan),
+            jnp.full((P, K), nan),
+            measured if noisy else (),
+            jnp.zeros((P,), bool),
+        )
+
     t0 = time.perf_counter()
-    st = jax.jit(init)(key)
-    L, K = len(LEVELS), len(tdat_e)
-    carry0 = (
-        st,
-        jax.random.fold_in(key, 1),
-        jnp.zeros((), jnp.int32),
-        jnp.zeros((P,), jnp.int32),
-        jnp.full((P,), jnp.inf),
-        jnp.full((P,), jnp.nan),
-        jnp.full((P, L), jnp.inf),
-        jnp.full((P, L), jnp.nan),
-        jnp.full((P, K), jnp.nan),
-        (
-            (
-                jnp.full((P,), jnp.nan),
-                jnp.full((P, L), jnp.nan),
-                jnp.full((P, L), jnp.nan),
-                jnp.full((P, K), jnp.nan),
-                jnp.full((P,), jnp.inf),
-            )
-            if noisy
-            else ()
-        ),  # fmt: skip
-        jnp.zeros((P,), bool),
-    )
+    carry0 = jax.jit(initial_carry)(seed)
     compiled = run_block.lower(carry0, consts).compile(compiler_options=_compile_options())
     compile_seconds = time.perf_counter() - t0
 
