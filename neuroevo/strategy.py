@@ -175,9 +175,19 @@ def normal(key: Array, shape: tuple[int, ...], dtype=jnp.float32) -> Array:
     if jnp.dtype(dtype) != jnp.float32:
         return jax.random.normal(key, shape, dtype)
     size = math.prod(shape)
-    bits = jax.random.bits(key, ((size + 1) // 2,), jnp.uint32)
+    return normal_from_bits(jax.random.bits(key, ((size + 1) // 2,), jnp.uint32), shape)
+
+
+def uniform16(bits: Array, size: int) -> Array:
+    """``size`` uniforms in (0, 1) at 16-bit resolution from ``ceil(size / 2)`` random words (two
+    per word): for probabilities and choices a 1/65536 grid is fine, and it halves the draws."""
     halves = jnp.concatenate([bits & 0xFFFF, bits >> 16])[:size]
-    u = (halves.astype(jnp.float32) + 0.5) * (2.0 / 65536.0) - 1.0
+    return (halves.astype(jnp.float32) + 0.5) * (1.0 / 65536.0)
+
+
+def normal_from_bits(bits: Array, shape: tuple[int, ...]) -> Array:
+    """:func:`normal`'s float32 values of ``shape`` from ``ceil(prod(shape) / 2)`` random words."""
+    u = 2.0 * uniform16(bits, math.prod(shape)) - 1.0
     return (_SQRT2 * jax.lax.erf_inv(u)).reshape(shape)
 
 

@@ -52,6 +52,7 @@ from neuroevo.strategies.neat_ops import Genome
 from neuroevo.strategy import Strategy, check_fitness, check_popsize, sanitize, update_best
 
 Array = jax.Array
+FEW_UNPLACED = 128  # see speciate.dist_to
 
 
 class NEATState(NamedTuple):
@@ -176,7 +177,25 @@ def neat(
     # ---------------------------------------------------------------- speciation
     def speciate(pop: Genome, reps: Genome, active: Array, threshold: Array, p: ops.Params):
         """Species of every member, the new representatives and active flags (step 4)."""
-        dist_to = lambda rep: ops.distances(pop, jax.tree_util.tree_map(lambda x: x[None], rep), p)[:, 0]  # noqa: E731
+        one = lambda g: jax.tree_util.tree_map(lambda x: x[None], g)  # noqa: E731
+        n = min(popsize, FEW_UNPLACED)
+
+        def dist_to(rep, unplaced):
+            """Distances of the unplaced members to a new representative (inf for the others: only
+            unplaced members join it or, at the end, pick their closest species). Usually only a
+            few are unplaced, so they are gathered ``FEW_UNPLACED`` at most; all when more are."""
+            everyone = lambda: jnp.where(unplaced, ops.distances(pop, one(rep), p)[:, 0], jnp.inf)  # noqa: E731
+            if n == popsize:
+                return everyone()
+
+            def few():
+                idx = jnp.nonzero(unplaced, size=n, fill_value=popsize)[0]
+                sub = jax.tree_util.tree_map(lambda x: x[jnp.minimum(idx, popsize - 1)], pop)
+                d = ops.distances(sub, one(rep), p)[:, 0]
+                return jnp.full((popsize,), jnp.inf).at[idx].set(d, mode="drop")
+
+            return jax.lax.cond(jnp.sum(unplaced) <= n, few, everyone)
+
         d_old = ops.distances(pop, reps, p)  # [P, S]
         d_old = jnp.where(active[None], d_old, jnp.inf)
         nearest = jnp.argmin(d_old, 1)
@@ -194,7 +213,7 @@ def neat(
             u = jnp.argmax(species < 0)
             slot = jnp.argmax(~(continuing | founded))
             rep = jax.tree_util.tree_map(lambda x: x[u], pop)
-            d_rep = dist_to(rep)
+            d_rep = dist_to(rep, species < 0)
             join = ((species < 0) & (d_rep < threshold)).at[u].set(True)
             species = jnp.where(join, slot, species)
             reps = jax.tree_util.tree_map(lambda r, x: r.at[slot].set(x), reps, rep)
