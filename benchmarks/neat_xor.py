@@ -164,9 +164,10 @@ def ours_program(popsize: int, generations: int, **hp):
         def step(state, key):
             k_ask, k_eval, k_tell = jax.random.split(key, 3)
             genotypes, state = strategy.ask(k_ask, state)
-            # Decoded and evaluated 500 members at a time (the loop's chunk_size): cache-sized blocks.
+            # Decoded and evaluated 250 members at a time (the loop's chunk_size): cache-sized
+            # blocks, and each block's loop stops at its own deepest network.
             evaluation, _ = ne.evaluate_population(
-                strategy, task, k_eval, state, (), genotypes, chunk_size=500
+                strategy, task, k_eval, state, (), genotypes, chunk_size=250
             )
             state = strategy.tell(k_tell, state, genotypes, evaluation.fitness)
             largest = (

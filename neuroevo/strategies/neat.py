@@ -332,24 +332,26 @@ def neat(
         base = starts[sp_child]
         pa = by_species[base + jnp.where(is_elite, r, pick(k1))]
         pb = by_species[base + jnp.where(is_elite, r, pick(k2))]
-        children = ops.blockwise(ops.crossover, (0, 0, 0, 0, 0, None))(
-            jax.random.split(k_cross, popsize), take(pa), take(pb), fitness[pa], fitness[pb], p
-        )
-        mutated = ops.blockwise(ops.mutate_delete, (0, 0, None))(
-            jax.random.split(k_del, popsize), children, p
-        )
-        props = ops.blockwise(ops.propose, (0, 0, None, None))(
-            jax.random.split(k_prop, popsize), mutated, p, feed_forward
-        )
-        props = props._replace(add_node=props.add_node & ~is_elite, add_conn=props.add_conn & ~is_elite)
+        keys = [jax.random.split(k, popsize) for k in (k_cross, k_del, k_prop, k_struct, k_attr)]
+
+        def breed(kc, kd, kp, a, b, elite):  # one block of children: crossover, deletions, proposals
+            child = jax.vmap(ops.crossover, (0, 0, 0, 0, 0, None))(
+                kc, take(a), take(b), fitness[a], fitness[b], p
+            )
+            cut = jax.vmap(ops.mutate_delete, (0, 0, None))(kd, child, p)
+            prop = jax.vmap(ops.propose, (0, 0, None, None))(kp, cut, p, feed_forward)
+            return child, cut, prop._replace(add_node=prop.add_node & ~elite, add_conn=prop.add_conn & ~elite)
+
+        def finish(ks, ka, child, cut, prop, number, elite):  # numbered structure, attributes, elites
+            g = jax.vmap(ops.apply_structure, (0, 0, 0, 0, None, None))(ks, cut, prop, number, p, default_act)
+            g = jax.vmap(ops.mutate_attributes, (0, 0, None, None))(ka, g, p, option_idx)
+            return jax.tree_util.tree_map(lambda e, m: jnp.where(_bcast(elite, e), e, m), child, g)
+
+        # Both passes go ``ops.BLOCK`` genomes at a time (cache-sized); the numbering between them
+        # sees the whole population's proposals.
+        children, mutated, props = ops.in_blocks(breed, keys[0], keys[1], keys[2], pa, pb, is_elite)
         numbers, next_node, next_innov = ops.number_proposals(props, state.next_node, state.next_innov)
-        mutated = ops.blockwise(ops.apply_structure, (0, 0, 0, 0, None, None))(
-            jax.random.split(k_struct, popsize), mutated, props, numbers, p, default_act
-        )
-        mutated = ops.blockwise(ops.mutate_attributes, (0, 0, None, None))(
-            jax.random.split(k_attr, popsize), mutated, p, option_idx
-        )
-        pop = jax.tree_util.tree_map(lambda e, m: jnp.where(_bcast(is_elite, e), e, m), children, mutated)
+        pop = ops.in_blocks(finish, keys[3], keys[4], children, mutated, props, numbers, is_elite)
 
         # 4. Speciation of the new population.
         species, reps, active, founded = speciate(pop, state.representatives, keep, state.threshold, p)

@@ -47,20 +47,6 @@ def in_blocks(fn, *mapped):
     return jax.tree_util.tree_map(lambda x: x.reshape((n,) + x.shape[2:]), out)
 
 
-def blockwise(fn, in_axes: tuple):
-    """``vmap(fn, in_axes)`` over the population axis, computed :func:`in_blocks`."""
-    vfn = jax.vmap(fn, in_axes=in_axes)
-
-    def run(*args):
-        def block(*parts):
-            it = iter(parts)
-            return vfn(*[next(it) if ax == 0 else a for a, ax in zip(args, in_axes, strict=True)])
-
-        return in_blocks(block, *[a for a, ax in zip(args, in_axes, strict=True) if ax == 0])
-
-    return run
-
-
 @struct.dataclass
 class Genome:
     """One NEAT genome (or a population of them, with a leading axis on every array)."""
