@@ -28,15 +28,32 @@ import numpy as np
 
 import neuroevo as ne
 from benchmarks.common import machine
+from neuroevo import strategy as S
 from neuroevo.tasks import maze_module
 
 # Settings per strategy; the budget of evaluations (popsize x generations) is common.
+# ns_es/nsr_es shape novelty (and reward) with the NES utilities instead of centred ranks: most
+# members land in explored ground with near-equal novelty, and centred ranks spread weight over
+# their arbitrary order, drowning the few that reached new ground (benchmarks/RESULTS.md, issue 6).
+NOVELTY_ES = dict(
+    popsize=50,
+    sigma=0.5,
+    learning_rate=0.1,
+    meta_population=5,
+    include_population=True,
+    shaping=S.nes_utilities,
+)
 CONFIGS = {
     "openai_es": dict(popsize=50, sigma=0.5, learning_rate=0.1),
-    "ns_es": dict(popsize=50, sigma=0.5, learning_rate=0.1, meta_population=5, include_population=True),
-    "nsr_es": dict(popsize=50, sigma=0.5, learning_rate=0.1, meta_population=5, include_population=True),
+    "ns_es": NOVELTY_ES,
+    "nsr_es": NOVELTY_ES,
     "ns_ga": dict(popsize=200, sigma=0.3, truncation=20),
 }
+
+
+def describe(config: dict) -> str:
+    """A config as ``key=value`` pairs, functions by name."""
+    return ", ".join(f"{k}={getattr(v, '__name__', v)}" for k, v in config.items())
 
 
 def runs(name: str, evaluations: int, seeds: int, hidden: tuple[int, ...]):
@@ -96,7 +113,7 @@ def main(argv=None) -> int:
         )
         dists = " ".join(f"{d:.1f}" for d in distance)
         print(
-            f"{name} {CONFIGS[name]}: reached the goal in {wins[name]}/{a.seeds} seeds "
+            f"{name} ({describe(CONFIGS[name])}): reached the goal in {wins[name]}/{a.seeds} seeds "
             f"({seconds:.0f} s); best distance per seed: {dists}; plot {path}"
         )
     targets = [wins.get("openai_es", 0) <= 0.2 * a.seeds]

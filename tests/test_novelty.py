@@ -140,3 +140,20 @@ def test_novelty_search_on_gymnax_with_final_obs():
     wrong = ne.strategies.make("ns_es", popsize=8)  # descriptor_dim=2, but CartPole gives 4
     with pytest.raises(ValueError, match=r"\(8, 4\).*\(8, 2\)"):
         ne.evolve(jax.random.key(2), wrong, task, x0, 1)
+
+
+@pytest.mark.parametrize("shaping", [None, ne.strategy.nes_utilities])
+def test_ns_es_steps_along_the_shaped_novelty(shaping):
+    """The agent's first (Adam) step has the sign of sum_i shaping(novelty)_i * eps_i (centre pair out)."""
+    extra = {} if shaping is None else {"shaping": shaping}
+    strategy = ne.strategies.make("ns_es", popsize=8, meta_population=2, include_population=True, **extra)
+    state = strategy.init(jax.random.key(0), jnp.zeros(5))
+    genotypes, state = strategy.ask(jax.random.key(1), state)
+    members = ne.population(strategy, state, genotypes) - state.mean
+    descriptors = jax.random.normal(jax.random.key(2), (8, 2))
+    novelty = nov.novelty(descriptors, state.archive, descriptors, k=10)
+    weights = (shaping or ne.strategy.centered_ranks)(novelty).at[0].set(0.0).at[4].set(0.0)
+    expected = np.sign(np.asarray(weights @ members))
+    m = int(state.current)
+    after = strategy.tell(jax.random.key(3), state, genotypes, jnp.zeros(8), descriptors)
+    np.testing.assert_array_equal(np.sign(np.asarray(after.agents.mean[m] - state.agents.mean[m])), expected)

@@ -14,7 +14,7 @@ via a Population of Novelty-Seeking Agents", NeurIPS 2018, Algorithms 1-3)::
     for t = 0, 1, 2, ...
         pick agent m with probability  N(b(theta_m), A) / sum_j N(b(theta_j), A)
         members theta_m + sigma*eps_i (mirrored), and theta_m itself (member 0 and its pair)
-        f_i = reward, N_i = novelty of b_i w.r.t. A      (both as centred ranks)
+        f_i = reward, N_i = novelty of b_i w.r.t. A      (both shaped: centred ranks by default)
         NS-ES:   w_i = N_i
         NSR-ES:  w_i = (f_i + N_i) / 2
         NSRA-ES: w_i = w f_i + (1 - w) N_i;  w += delta if theta_m's reward is a new best,
@@ -32,6 +32,15 @@ measured against the archive only (as in the paper; ``include_population=True``
 adds the current population). ``state.mean`` is the mean of the agent updated
 last (``state.agents.mean`` holds all M); ``best_solution``/``best_fitness``
 are by reward over every member evaluated.
+
+``shaping`` turns rewards and novelties into weights: centred ranks, as in the
+paper, or e.g. ``S.nes_utilities`` (Wierstra et al. 2014), which puts the weight
+on the best-ranked members. Novelty is heavy-tailed where most members land in
+explored ground (near-equal, low novelty) and a few reach new ground: centred
+ranks spread the many over weights in ``[-0.5, 0.5]`` by their arbitrary order,
+which drowns the few; the NES utilities give the worse half ``-1/n`` each. On
+the hard maze this is what lifts ``ns_es`` from 5/10 seeds
+(``benchmarks/RESULTS.md``, issue 6).
 
 **NS-GA** (Lehman & Stanley 2011; the Deep GA with novelty of Such et al.,
 "Deep Neuroevolution", 2017, section 4.3): the Deep GA (``ga``) selecting its
@@ -128,6 +137,7 @@ def nsra_es(
     weight: float = 1.0,
     weight_delta: float = 0.05,
     stagnation: int = 10,
+    shaping: Callable[[jax.Array], jax.Array] = S.centered_ranks,
     dense: bool | None = None,
     chunk_size: int | None = None,
 ) -> S.Strategy:
@@ -146,6 +156,8 @@ def nsra_es(
       weight: initial reward weight w (traceable; Conti et al. start at 1).
       weight_delta: step of w (traceable; 0 keeps w fixed).
       stagnation: generations without a new best agent reward before w moves toward novelty.
+      shaping: values -> per-member weights, applied to rewards and novelties alike (default
+        ``S.centered_ranks``, as in the paper; ``S.nes_utilities`` favours the most novel).
     """
     S.check_popsize(popsize, even=True, minimum=4)
     m_agents = _static("meta_population", meta_population, 1)
@@ -207,7 +219,7 @@ def nsra_es(
         population = descriptors if include_population else None
         novelty = nov.novelty(descriptors, state.archive, population, k=k)
         w = state.reward_weight
-        weights = w * S.centered_ranks(fitness) + (1.0 - w) * S.centered_ranks(novelty)
+        weights = w * shaping(fitness) + (1.0 - w) * shaping(novelty)
         weights = weights.at[0].set(0.0).at[half].set(0.0)  # the centre pair carries no gradient
         m = state.current
         agent = es.tell(key, jax.tree_util.tree_map(lambda x: x[m], state.agents), genotypes, weights)
