@@ -236,7 +236,9 @@ def _choice(u: Array, mask: Array) -> Array:
     """The index where ``mask`` is True picked by the uniform ``u`` (uniformly; 0 when none is)."""
     count = jnp.sum(mask)
     r = jnp.minimum(jnp.floor(u * count).astype(jnp.int32), jnp.maximum(count - 1, 0))
-    return jnp.argmax(jnp.cumsum(mask) > r)
+    # The first index whose running count exceeds r: counted rather than argmax'd (an argmax
+    # under vmap is a slow reduction on the CPU).
+    return jnp.where(count > 0, jnp.sum(jnp.cumsum(mask) <= r), 0)
 
 
 def _compact(g: Genome, keep_node: Array, keep_conn: Array) -> Genome:
@@ -489,7 +491,8 @@ def crossover(key: Array, a: Genome, b: Genome, fitness_a: Array, fitness_b: Arr
     enabled = chosen_on & ~(either_off & (u[c : 2 * c] < p.disable_inherited))
     # Node genes aligned by node id.
     same = (fit.node_id[:, None] == other.node_id[None, :]) & (fit.node_id[:, None] >= 0)
-    has, jn = jnp.any(same, 1), jnp.argmax(same, 1)
+    has = jnp.any(same, 1)
+    jn = jnp.sum(jnp.where(same, jnp.arange(n), 0), 1)  # node ids are unique: at most one match
     take_n = has & (u[2 * c :] < 0.5)
     return fit.replace(
         weight=jnp.where(take, other.weight[j], fit.weight),
