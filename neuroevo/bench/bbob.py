@@ -31,8 +31,11 @@ problem runs until its target or budget. Other strategies run until the budget.
 
 Cost: a generation samples, evaluates and recombines only the chunks of
 ``popsize`` members that some unfinished problem has live (CMA-ES's ``chunks``
-argument; evaluation per function), not the whole capacity; the program of a
-dimension ends when all its problems are done. The dimensions compile in
+argument; evaluation per function), not the whole capacity, and draws normals
+only for the live members of unfinished problems (one pool per generation,
+``live_normals``, handed to CMA-ES's ``ask`` as ``z``); the program of a
+dimension ends when all its problems are done. On the CPU it is compiled with
+``CPU_COMPILE_OPTIONS`` (about twice as fast to compile). The dimensions compile in
 parallel threads; each runs as soon as it is compiled, one at a time.
 
 Files written to ``out``:
