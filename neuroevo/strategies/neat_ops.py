@@ -120,7 +120,7 @@ def _bits(key: Array, n: int) -> Array:
 
     The keys come from threefry (``jax.random.split`` of the generation's key, one per genome),
     but threefry's twenty rounds for each of the few hundred words a genome draws per generation
-    were a quarter of a generation on the CPU; two rounds of a strong 32-bit hash over a
+    were about a fifth of a generation on the CPU; two rounds of a strong 32-bit hash over a
     threefry-keyed counter cost a fraction of that, with no visible bias at the 16-bit
     resolution the operators use."""
     k = jax.random.key_data(key)
@@ -428,11 +428,12 @@ def _mutate_float(r, z, x, rate, power, replace_rate, init_mean, init_std, limit
 def mutate_attributes(key: Array, g: Genome, p: Params, activation_options: Array) -> Genome:
     """Weights, biases, responses, enabled flags and activations, gene by gene (neat-python's rules)."""
     n, c = g.node_id.shape[-1], g.innov.shape[-1]
-    words = _bits(key, (3 * c + 4 * n + 1) // 2 + (c + 2 * n + 1) // 2)
-    u = uniform16(words, 3 * c + 4 * n)
+    n_u, n_z = 3 * c + 4 * n, c + 2 * n  # uniforms, then normals: two per word each
+    words = _bits(key, (n_u + 1) // 2 + (n_z + 1) // 2)
+    u = uniform16(words, n_u)
     uc = u[: 3 * c].reshape(3, c)  # weight, enabled flip, enabled value
     un = u[3 * c :].reshape(4, n)  # bias, response, activation change, activation pick
-    z = normal_from_bits(words[(3 * c + 4 * n + 1) // 2 :], (c + 2 * n,))
+    z = normal_from_bits(words[(n_u + 1) // 2 :], (n_z,))
     conns, nodes = valid_conns(g), valid_nodes(g)
     hidden_or_out = nodes & (jnp.arange(n) >= g.num_inputs)
     weight = _mutate_float(
