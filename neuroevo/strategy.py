@@ -109,6 +109,33 @@ def sanitize(fitness: Array) -> Array:
     return jnp.where(jnp.isnan(fitness), -jnp.inf, fitness)
 
 
+def argsort(keys: Array) -> Array:
+    """Stable ascending ``jnp.argsort`` of a float vector, by sorting one packed integer key.
+
+    XLA's CPU sort of a (key, index) pair calls a comparator per comparison; one
+    integer key sorts several times faster (a vmapped batch of CMA-ES rankings:
+    about 5x). Each key's bits, mapped to an order-preserving integer, hold the
+    member's index in their lowest ``ceil(log2 n)`` bits (with ``jax_enable_x64``;
+    otherwise ``jnp.argsort``). Exact for float32 keys
+    (32 spare bits); a float64 key gives up that many lowest mantissa bits, so only
+    keys within ``n * 2**-52`` (relative) of each other are ordered by index instead
+    of by value. NaN keys are not allowed (``sanitize`` first).
+    """
+    n = keys.shape[-1]
+    bits = max(1, (n - 1).bit_length())
+    if bits > 20 or not jnp.issubdtype(keys.dtype, jnp.floating) or not jax.config.jax_enable_x64:
+        return jnp.argsort(keys, axis=-1, stable=True)  # (no 64-bit integers without x64)
+    index = jnp.arange(n, dtype=jnp.int64)
+    keys = jnp.where(keys == 0, jnp.zeros_like(keys), keys)  # -0.0 equals 0.0
+    if jnp.dtype(keys.dtype).itemsize <= 4:
+        k = jax.lax.bitcast_convert_type(keys.astype(jnp.float32), jnp.int32).astype(jnp.int64)
+        k = jnp.where(k < 0, k ^ jnp.int64(0x7FFFFFFF), k) << 32
+    else:
+        k = jax.lax.bitcast_convert_type(keys.astype(jnp.float64), jnp.int64)
+        k = jnp.where(k < 0, k ^ jnp.int64(0x7FFFFFFFFFFFFFFF), k) >> bits << bits
+    return (jnp.sort(k | index, axis=-1) & ((1 << bits) - 1)).astype(jnp.int32)
+
+
 def centered_ranks(fitness: Array) -> Array:
     """Centred ranks in [-0.5, 0.5] (Salimans et al. 2017); NaN/-inf rank last.
 
@@ -183,6 +210,35 @@ def uniform16(bits: Array, size: int) -> Array:
     per word): for probabilities and choices a 1/65536 grid is fine, and it halves the draws."""
     halves = jnp.concatenate([bits & 0xFFFF, bits >> 16])[:size]
     return (halves.astype(jnp.float32) + 0.5) * (1.0 / 65536.0)
+
+
+def mix32(x: Array) -> Array:
+    """Wellons' "lowbias32" integer hash of uint32 words."""
+    x = (x ^ (x >> 16)) * jnp.uint32(0x7FEB352D)
+    x = (x ^ (x >> 15)) * jnp.uint32(0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def hash_bits(key: Array, n: int, offset: Array | int = 0) -> Array:
+    """Random uint32 words ``offset .. offset + n - 1`` of ``key``'s stream: a counter hashed
+    twice (:func:`mix32`) with the key's two words.
+
+    XLA's CPU threefry is a rolled twenty-round loop; two rounds of a strong 32-bit
+    hash over a threefry-keyed counter cost a fraction of it (use keys from
+    ``jax.random.split``/``fold_in``, one per stream), with no visible bias at the
+    resolutions drawn from it. Any block of the stream can be drawn on its own.
+    """
+    k = jax.random.key_data(key)
+    counter = jnp.asarray(offset).astype(jnp.uint32) + jnp.arange(n, dtype=jnp.uint32)
+    counter = counter * jnp.uint32(0x9E3779B9)
+    return mix32(mix32(counter + k[0]) ^ k[1])
+
+
+def normal_from_words(words: Array) -> Array:
+    """One float32 standard normal per uint32 word: the inverse normal CDF of a 23-bit uniform
+    (a Gaussian quantised at 2**-23 in probability, |z| < 5.4)."""
+    u = ((words >> 9).astype(jnp.float32) + 0.5) * np.float32(2.0**-22) - 1.0
+    return _SQRT2 * jax.lax.erf_inv(u)
 
 
 def normal_from_bits(bits: Array, shape: tuple[int, ...]) -> Array:

@@ -64,6 +64,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from neuroevo import strategy as S
 from neuroevo.bbob import NAMES, NOISY_NAMES, NoisyBBOBFunction, function
 from neuroevo.bbob import noisy as noise_models
 
@@ -240,27 +241,31 @@ def _compile_options() -> dict:
     return dict(CPU_COMPILE_OPTIONS) if jax.default_backend() == "cpu" else {}
 
 
-def live_normals(key, counts, capacity, dim, dtype, block=1024):
+def live_normals(key, counts, capacity, dim, dtype, block=2048):
     """(P, capacity, dim) standard normals: the first ``counts[p]`` rows of each problem drawn,
     the others zero.
 
     Only ``sum(counts)`` rows are drawn (in blocks of ``block`` rows, laid end to end
     and handed out by offset), not ``P * capacity``: a vmapped ``ask`` would draw the
-    largest live population for every problem, finished ones included.
+    largest live population for every problem, finished ones included. The words come
+    from ``strategy.hash_bits`` and the normals from ``strategy.normal_from_words``
+    (float32, 2**-23 resolution), computed on flat arrays: XLA's CPU loops vectorise a
+    flat array, not rows of ``dim`` (about three times slower for d = 10).
     """
     P = counts.shape[0]
     rows = -(-P * capacity // block) * block
     n_blocks = (jnp.sum(counts) + block - 1) // block
+    size = block * dim
 
     def body(i, pool):
-        drawn = jax.random.normal(jax.random.fold_in(key, i), (block, dim), dtype)
-        return jax.lax.dynamic_update_slice_in_dim(pool, drawn, i * block, axis=0)
+        z = S.normal_from_words(S.hash_bits(key, size, offset=i * size))
+        return jax.lax.dynamic_update_slice_in_dim(pool, z, i * size, axis=0)
 
-    pool = jax.lax.fori_loop(0, n_blocks, body, jnp.zeros((rows, dim), dtype))
+    pool = jax.lax.fori_loop(0, n_blocks, body, jnp.zeros((rows * dim,), jnp.float32)).reshape(rows, dim)
     j = jnp.arange(capacity)
     live = j[None, :] < counts[:, None]
     idx = jnp.where(live, (jnp.cumsum(counts) - counts)[:, None] + j[None, :], 0)
-    return jnp.where(live[..., None], pool[idx], 0.0)
+    return jnp.where(live[..., None], pool[idx].astype(dtype), 0.0)
 
 
 def _evaluator(group):
@@ -343,6 +348,7 @@ def _prepare(name, dim, fids, instances, budget, seed, hp, block):
 
     def generation(carry, consts):
         st, key, gen, ev, best, first, he, hd, tb, meas, done = carry
+        key = jax.random.wrap_key_data(key)
         k_ask, k_tell = jax.random.split(jax.random.fold_in(key, gen))
         ask, tell = strategy.ask, strategy.tell
         if chunked:  # sample and recombine only the chunks some unfinished problem has live,
@@ -393,15 +399,23 @@ def _prepare(name, dim, fids, instances, budget, seed, hp, block):
         done = done | (ev >= budget) | (best <= PRECISION)
         stopped = getattr(st, "stop", None)
         if stopped is not None:  # no restart left but budget left: begin again from a fresh state
-            fresh = init(jax.random.fold_in(k_tell, 1))
             again = stopped & ~done
-            st = jax.tree_util.tree_map(
-                lambda a, b: jnp.where(again.reshape(again.shape + (1,) * (a.ndim - 1)), a, b), fresh, st
-            )
-        return (st, key, gen + 1, ev, best, first, he, hd, tb, meas, done)
+
+            def begin_again(st):
+                fresh = init(jax.random.fold_in(k_tell, 1))
+                return jax.tree_util.tree_map(
+                    lambda a, b: jnp.where(again.reshape(again.shape + (1,) * (a.ndim - 1)), a, b), fresh, st
+                )
+
+            # rare (a few problems, a few times a run): not merged into every generation
+            st = jax.lax.cond(jnp.any(again), begin_again, lambda st: st, st)
+        return (st, jax.random.key_data(key), gen + 1, ev, best, first, he, hd, tb, meas, done)
 
     @jax.jit
-    def run_block(carry, consts):
+    def run_block(carry, consts, fresh):
+        # the first call builds the initial carry (``carry`` is then zeros of its shapes): in
+        # this program, not in a second compiled one (about 0.6 s of compilation saved)
+        carry = jax.lax.cond(fresh, lambda _: initial_carry(seed), lambda c: c, carry)
         stop_at = carry[2] + block
 
         def cond(c):
@@ -414,7 +428,7 @@ def _prepare(name, dim, fids, instances, budget, seed, hp, block):
         x0 = jax.random.uniform(k0, (P, dim), jnp.float64, -4.0, 4.0)
         return jax.vmap(strategy.init)(jax.random.split(k1, P), x0)
 
-    def initial_carry(seed):  # one compiled program (eager array creation would compile each op)
+    def initial_carry(seed):
         key = jax.random.fold_in(jax.random.key(seed), dim)
         L, K = len(LEVELS), len(tdat_e)
         inf, nan = jnp.inf, jnp.nan
@@ -422,7 +436,7 @@ def _prepare(name, dim, fids, instances, budget, seed, hp, block):
                                                              ((P, K), nan), ((P,), inf)])  # fmt: skip
         return (
             init(key),
-            jax.random.fold_in(key, 1),
+            jax.random.key_data(jax.random.fold_in(key, 1)),
             jnp.zeros((), jnp.int32),
             jnp.zeros((P,), jnp.int32),
             jnp.full((P,), inf),
@@ -435,23 +449,22 @@ def _prepare(name, dim, fids, instances, budget, seed, hp, block):
         )
 
     t0 = time.perf_counter()
-    carry0 = jax.jit(initial_carry)(seed)
-    compiled = run_block.lower(carry0, consts).compile(compiler_options=_compile_options())
+    carry0 = jax.tree_util.tree_map(lambda a: np.zeros(a.shape, a.dtype), jax.eval_shape(initial_carry, seed))
+    compiled = run_block.lower(carry0, consts, True).compile(compiler_options=_compile_options())
     compile_seconds = time.perf_counter() - t0
 
     def run(progress):
         meta = (dim, P, fids, instances, n_inst, fopt, budget, tdat_e, compile_seconds)
-        return _loop(compiled, carry0, consts, progress, *meta)
+        return _loop(lambda c, fresh: compiled(c, consts, fresh), carry0, progress, *meta)
 
     return run
 
 
-def _loop(
-    compiled, carry, consts, progress, dim, P, fids, instances, n_inst, fopt, budget, tdat_e, compile_s
-):
+def _loop(step, carry, progress, dim, P, fids, instances, n_inst, fopt, budget, tdat_e, compile_s):
     t0 = time.perf_counter()
+    fresh = True
     while True:
-        carry = compiled(carry, consts)
+        carry, fresh = step(carry, fresh), False
         done = np.asarray(carry[-1])
         if progress is not None:
             progress(dim, int(carry[2]), int(done.sum()), P, int(np.asarray(carry[3]).sum()))

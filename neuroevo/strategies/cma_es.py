@@ -410,7 +410,7 @@ def cma_es(
         lam = state.popsize
         live = jnp.arange(capacity) < lam
         f = S.sanitize(fitness.astype(dtype))
-        order = jnp.argsort(jnp.where(live, -f, jnp.inf), stable=True)  # best first, dead last
+        order = S.argsort(jnp.where(live, -f, jnp.inf))  # best first, dead last
         f_sorted = f[order]
         r = recombination(lam, capacity, dim, separable, dtype)
         w = r["weights"]

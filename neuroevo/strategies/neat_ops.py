@@ -26,7 +26,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from neuroevo.nn.neat import Network
-from neuroevo.strategy import chunk_length, normal_from_bits, uniform16
+from neuroevo.strategy import chunk_length, hash_bits, normal_from_bits, uniform16
 
 Array = jax.Array
 BIG = jnp.iinfo(jnp.int32).max
@@ -108,24 +108,13 @@ def valid_conns(g: Genome) -> Array:
     return g.innov >= 0
 
 
-def _mix(x: Array) -> Array:
-    """Wellons' "lowbias32" integer hash of uint32 words."""
-    x = (x ^ (x >> 16)) * jnp.uint32(0x7FEB352D)
-    x = (x ^ (x >> 15)) * jnp.uint32(0x846CA68B)
-    return x ^ (x >> 16)
-
-
 def _bits(key: Array, n: int) -> Array:
-    """``n`` random uint32 words for one genome: a counter hashed twice with the key's two words.
+    """``n`` random uint32 words for one genome (``strategy.hash_bits``).
 
     The keys come from threefry (``jax.random.split`` of the generation's key, one per genome),
     but threefry's twenty rounds for each of the few hundred words a genome draws per generation
-    were about a fifth of a generation on the CPU; two rounds of a strong 32-bit hash over a
-    threefry-keyed counter cost a fraction of that, with no visible bias at the 16-bit
-    resolution the operators use."""
-    k = jax.random.key_data(key)
-    counter = jnp.arange(n, dtype=jnp.uint32) * jnp.uint32(0x9E3779B9)
-    return _mix(_mix(counter + k[0]) ^ k[1])
+    were about a fifth of a generation on the CPU; the counter hash costs a fraction of that."""
+    return hash_bits(key, n)
 
 
 def _uniform(key: Array, n: int) -> Array:
