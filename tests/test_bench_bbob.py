@@ -187,3 +187,21 @@ def test_bad_suite_names_the_valid_ones():
         B.bbob_campaign("cma_es", (2,), (1,), suite="bbob-largescale", progress=False)
     with pytest.raises(ValueError, match="101"):
         B.bbob_campaign("cma_es", (2,), (1,), (1,), suite="bbob-noisy", progress=False)
+
+
+def test_processes_match_threads():
+    """One process per dimension (the CPU default) gives the same campaign as threads."""
+    kw = dict(dimensions=(2, 3), instances=(1, 2), functions=(1, 8), budget_multiplier=400, progress=False)
+    a = B.bbob_campaign("cma_es", processes=True, **kw)
+    b = B.bbob_campaign("cma_es", processes=False, **kw)
+    for d in (2, 3):
+        ra, rb = a.dimensions[d], b.dimensions[d]
+        np.testing.assert_array_equal(ra.hit_evals, rb.hit_evals)
+        np.testing.assert_array_equal(ra.final_evals, rb.final_evals)
+        np.testing.assert_array_equal(ra.tdat_best, rb.tdat_best)
+    assert np.isfinite(a.dimensions[2].hit_evals[a.dimensions[2].fids == 1, -1]).all()
+
+
+def test_bad_hyperparameter_raises_before_any_process():
+    with pytest.raises(ValueError, match="restarts"):
+        B.bbob_campaign("cma_es", (2, 3), (1,), (1,), 10, progress=False, restarts="sometimes")

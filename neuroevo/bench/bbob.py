@@ -35,8 +35,11 @@ argument; evaluation per function), not the whole capacity, and draws normals
 only for the live members of unfinished problems (one pool per generation,
 ``live_normals``, handed to CMA-ES's ``ask`` as ``z``); the program of a
 dimension ends when all its problems are done. On the CPU it is compiled with
-``CPU_COMPILE_OPTIONS`` (about twice as fast to compile). The dimensions compile in
-parallel threads; each runs as soon as it is compiled, one at a time.
+``CPU_COMPILE_OPTIONS`` (about twice as fast to compile). On a CPU with several
+cores (``processes=None``, the default) each dimension compiles and runs in its own
+process, all at once, the largest at the highest priority; otherwise (a GPU, or
+``processes=False``) the dimensions compile in parallel threads and each runs as
+soon as it is compiled, one at a time.
 
 Files written to ``out``:
 - COCO's observer format (``bbobexp_f<F>.info``, its ``suite`` and ``logger`` the
@@ -51,8 +54,10 @@ Files written to ``out``:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -514,13 +519,16 @@ def bbob_campaign(
     progress: bool = True,
     block: int = 100,
     suite: str = "bbob",
+    processes: bool | None = None,
     **hyperparameters,
 ) -> CampaignResult:
     """Run ``strategy`` on every (function, instance) of each dimension; write COCO data and a summary.
 
     ``suite``: ``"bbob"`` (functions 1-24) or ``"bbob-noisy"`` (101-130: the strategy
     sees the noisy values, the records and targets use the noise-free ones, as COCO's);
-    ``functions`` defaults to all of the suite's. Returns a :class:`CampaignResult`
+    ``functions`` defaults to all of the suite's. ``processes``: one process per
+    dimension (None: when the backend is the CPU, there are several cores and several
+    dimensions; the results are the same either way). Returns a :class:`CampaignResult`
     (``result.dimensions[d].hit_evals``: the evaluation at which each problem first
     reached each of ``LEVELS``). With ``out`` set, writes the COCO files,
     ``campaign.json``, ERT tables and ECDF plots there (see the module docstring).
@@ -538,24 +546,115 @@ def bbob_campaign(
     if not budget_multiplier > 0:
         raise ValueError(f"budget_multiplier must be > 0, got {budget_multiplier!r}")
     result = CampaignResult(strategy=strategy, out=Path(out) if out is not None else None, suite=suite)
-    with jax.enable_x64(True):
-        # compile every dimension's program at once (XLA compiles on several cores) and run
-        # each as soon as it is compiled, one after the other (concurrent executions of XLA
-        # CPU programs can deadlock), the smallest dimension first: it compiles first
-        def prepare(dim):
-            with jax.enable_x64(True):
-                budget = max(1, int(budget_multiplier * dim))
-                return _prepare(strategy, dim, functions, instances, budget, seed, hyperparameters, block)
-
-        order = sorted(dimensions)
-        with ThreadPoolExecutor(max_workers=len(dimensions)) as pool, _Progress(progress, order) as bar:
-            runners = {dim: pool.submit(prepare, dim) for dim in order}
-            done = {dim: runners[dim].result()(bar.update) for dim in order}
-        for dim in dimensions:
-            result.dimensions[dim] = done[dim]
+    jobs = {
+        dim: (
+            strategy,
+            dim,
+            functions,
+            instances,
+            max(1, int(budget_multiplier * dim)),
+            seed,
+            hyperparameters,
+            block,
+        )
+        for dim in dimensions
+    }
+    for job in jobs.values():  # bad hyperparameters raise here, before any process starts
+        _build_strategy(job[0], job[1], job[4], hyperparameters)
+    if processes is None:  # several CPU cores and dimensions: one process each (see _in_processes)
+        processes = jax.default_backend() == "cpu" and len(jobs) > 1 and (os.cpu_count() or 1) > 1
+    with _Progress(progress, sorted(dimensions)) as bar:
+        done = _in_processes(jobs, bar.update) if processes else _in_threads(jobs, bar.update)
+    for dim in dimensions:
+        result.dimensions[dim] = done[dim]
     if out is not None:
         write(result, out, hyperparameters)
     return result
+
+
+def _in_threads(jobs: dict, progress) -> dict:
+    """Compile every dimension's program at once (XLA compiles on several cores) and run each
+    as soon as it is compiled, one after the other (concurrent executions of XLA CPU programs
+    can deadlock), the smallest dimension first: it compiles first."""
+
+    def prepare(dim):
+        with jax.enable_x64(True):
+            return _prepare(*jobs[dim])
+
+    order = sorted(jobs)
+    with jax.enable_x64(True), ThreadPoolExecutor(max_workers=len(order)) as pool:
+        runners = {dim: pool.submit(prepare, dim) for dim in order}
+        return {dim: runners[dim].result()(progress) for dim in order}
+
+
+# JAX settings a worker process takes from its parent
+_WORKER_CONFIG = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs", "jax_platforms")
+NICE = 5  # the priority the smaller dimensions' processes yield to the largest
+
+
+@contextlib.contextmanager
+def _killed_on_exit(procs: dict):
+    """Kill the worker processes still running when the block is left (an error, Ctrl-C)."""
+    try:
+        yield
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def _in_processes(jobs: dict, progress) -> dict:
+    """Each dimension in its own process (``neuroevo.bench._bbob_worker``), all at once.
+
+    On a CPU a campaign program runs mostly on one core, and tracing holds Python's
+    lock: separate processes compile and run the dimensions side by side on every
+    core. The largest dimension (the longest run) starts first and keeps the normal
+    priority; the others yield to it (``nice``), so that it is not the last to finish.
+    """
+    import pickle
+    import subprocess
+    import sys
+    import tempfile
+    import threading
+
+    config = {k: getattr(jax.config, k) for k in _WORKER_CONFIG if getattr(jax.config, k, None) is not None}
+    order = sorted(jobs, reverse=True)
+    procs, readers = {}, []
+    package = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package, os.environ.get("PYTHONPATH")])))
+    with tempfile.TemporaryDirectory() as tmp, _killed_on_exit(procs):
+        for rank, dim in enumerate(order):
+            job = pickle.dumps({"args": jobs[dim], "config": config, "nice": 0 if rank == 0 else NICE})
+            with open(os.path.join(tmp, f"d{dim}.err"), "wb") as err:  # not a pipe: cannot fill up
+                p = subprocess.Popen(
+                    [sys.executable, "-m", "neuroevo.bench._bbob_worker", os.path.join(tmp, f"d{dim}.pkl")],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env,
+                )  # fmt: skip
+            p.stdin.write(job)
+            p.stdin.close()
+            procs[dim] = p
+
+            def read(p=p):
+                with p.stdout:
+                    for line in p.stdout:
+                        fields = line.split()
+                        if len(fields) == 6 and fields[0] == b"progress":
+                            progress(*map(int, fields[1:]))
+
+            readers.append(threading.Thread(target=read, daemon=True))
+            readers[-1].start()
+        for t in readers:
+            t.join()
+        out = {}
+        for dim, p in procs.items():
+            if p.wait() != 0:
+                with open(os.path.join(tmp, f"d{dim}.err"), errors="replace") as err:
+                    tail = "\n".join(err.read().strip().splitlines()[-20:])
+                raise RuntimeError(f"bbob campaign: the process of dimension {dim} failed:\n{tail}")
+            with open(os.path.join(tmp, f"d{dim}.pkl"), "rb") as f:
+                out[dim] = pickle.load(f)
+    return out
 
 
 class _Progress:
