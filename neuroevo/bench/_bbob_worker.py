@@ -13,6 +13,30 @@ import pickle
 import sys
 
 
+def _single_threaded_backend() -> None:
+    """Start JAX's CPU backend with one worker thread, then let the process use every core.
+
+    XLA sizes its CPU thread pools by the cores the process may use when the backend
+    starts. A campaign program gains little from a second thread (a generation is
+    hundreds of small kernels), and the idle worker threads spin: with every core
+    busy with the other dimensions' processes, one thread per process does the same
+    work in about three quarters of the CPU time (8.7 s of CPU instead of 11.3 s for
+    d = 10 alone, 4% more wall time).
+    """
+    import jax
+
+    cores = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cores)})
+    try:
+        jax.devices()
+    finally:  # every thread, the ones the backend started included
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                os.sched_setaffinity(int(tid), cores)
+            except OSError:
+                pass
+
+
 def main() -> None:
     job = pickle.load(sys.stdin.buffer)
     if job.get("nice"):
@@ -22,6 +46,8 @@ def main() -> None:
     for name, value in job["config"].items():
         jax.config.update(name, value)
     jax.config.update("jax_enable_x64", True)
+    if job.get("one_thread"):
+        _single_threaded_backend()
     from neuroevo.bench import bbob
 
     def progress(dim, gen, done, total, evals):

@@ -625,7 +625,14 @@ def _in_processes(jobs: dict, progress) -> dict:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package, os.environ.get("PYTHONPATH")])))
     with tempfile.TemporaryDirectory() as tmp, _killed_on_exit(procs):
         for rank, dim in enumerate(order):
-            job = pickle.dumps({"args": jobs[dim], "config": config, "nice": 0 if rank == 0 else NICE})
+            one_thread = len(jobs) >= (os.cpu_count() or 1)  # as many processes as cores: one thread each
+            job = {
+                "args": jobs[dim],
+                "config": config,
+                "nice": 0 if rank == 0 else NICE,
+                "one_thread": one_thread,
+            }
+            job = pickle.dumps(job)
             with open(os.path.join(tmp, f"d{dim}.err"), "wb") as err:  # not a pipe: cannot fill up
                 p = subprocess.Popen(
                     [sys.executable, "-m", "neuroevo.bench._bbob_worker", os.path.join(tmp, f"d{dim}.pkl")],
