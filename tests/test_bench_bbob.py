@@ -205,3 +205,9 @@ def test_processes_match_threads():
 def test_bad_hyperparameter_raises_before_any_process():
     with pytest.raises(ValueError, match="restarts"):
         B.bbob_campaign("cma_es", (2, 3), (1,), (1,), 10, progress=False, restarts="sometimes")
+
+
+def test_failed_dimension_process_reports_its_error():
+    job = ("no_such_strategy", 2, [1], [1], 20, 0, {}, 10)  # only the worker sees it (no early check)
+    with pytest.raises(RuntimeError, match="(?s)dimension's process failed.*no_such_strategy"):
+        B._in_processes({2: job}, lambda *a: None, lambda r: None)

@@ -1,9 +1,13 @@
-"""One dimension of a BBOB campaign in its own process (``bbob_campaign(processes=True)``).
+"""The dimensions of a BBOB campaign in processes of their own (``bbob_campaign(processes=True)``).
 
-Run as ``python -m neuroevo.bench._bbob_worker RESULT_PATH`` with the pickled
-arguments of ``bbob._prepare`` and the parent's JAX settings on stdin. It prints
-``progress <dim> <generation> <done> <problems> <evaluations>`` lines on stdout
-and pickles the :class:`~neuroevo.bench.bbob.DimensionResult` to ``RESULT_PATH``.
+Run as ``python -m neuroevo.bench._bbob_worker DIR`` with a pickled list of jobs
+(``bbob._prepare``'s arguments, the parent's JAX settings, a niceness) on stdin.
+It imports JAX once and forks one process per job before any JAX backend exists
+(so no JAX thread is forked); each starts its own backend, compiles and runs its
+dimension, prints ``progress <dim> <generation> <done> <problems> <evaluations>``
+lines on stdout and pickles its :class:`~neuroevo.bench.bbob.DimensionResult` to
+``DIR/d<dim>.pkl``; ``done <dim>`` follows when that process has exited. Exits
+non-zero if any job failed (its traceback on stderr).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import os
 import pickle
 import sys
+import traceback
 
 
 def _single_threaded_backend() -> None:
@@ -37,12 +42,11 @@ def _single_threaded_backend() -> None:
                 pass
 
 
-def main() -> None:
-    job = pickle.load(sys.stdin.buffer)
-    if job.get("nice"):
-        os.nice(job["nice"])
+def _run(job: dict, out_dir: str) -> None:
     import jax
 
+    if job.get("nice"):
+        os.nice(job["nice"])
     for name, value in job["config"].items():
         jax.config.update(name, value)
     jax.config.update("jax_enable_x64", True)
@@ -53,9 +57,43 @@ def main() -> None:
     def progress(dim, gen, done, total, evals):
         print(f"progress {dim} {gen} {done} {total} {evals}", flush=True)
 
+    dim = job["args"][1]
     result = bbob._prepare(*job["args"])(progress)
-    with open(sys.argv[1], "wb") as f:
+    with open(os.path.join(out_dir, f"d{dim}.pkl"), "wb") as f:
         pickle.dump(result, f)
+
+
+def main() -> None:
+    jobs = pickle.load(sys.stdin.buffer)
+    import jax  # noqa: F401  (imported once, before forking; no backend is started here)
+
+    from neuroevo.bench import bbob  # noqa: F401
+
+    children = {}
+    for job in jobs:
+        pid = os.fork()
+        if pid == 0:  # the child: run the job, never return into this loop
+            code = 0
+            try:
+                _run(job, sys.argv[1])
+            except BaseException:
+                traceback.print_exc()
+                code = 1
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        children[pid] = job["args"][1]
+    failed = []
+    for _ in range(len(children)):
+        pid, status = os.wait()
+        if os.waitstatus_to_exitcode(status) != 0:
+            failed.append(children[pid])
+        else:
+            print(f"done {children[pid]}", flush=True)
+    if failed:
+        print(f"dimension(s) {sorted(failed)} failed", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -54,7 +54,6 @@ Files written to ``out``:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -563,16 +562,22 @@ def bbob_campaign(
         _build_strategy(job[0], job[1], job[4], hyperparameters)
     if processes is None:  # several CPU cores and dimensions: one process each (see _in_processes)
         processes = jax.default_backend() == "cpu" and len(jobs) > 1 and (os.cpu_count() or 1) > 1
+
+    def finished(r: DimensionResult) -> None:  # a dimension's files, while the others still run
+        if out is not None:
+            write_dimension(strategy, r, out)
+
     with _Progress(progress, sorted(dimensions)) as bar:
-        done = _in_processes(jobs, bar.update) if processes else _in_threads(jobs, bar.update)
+        run = _in_processes if processes else _in_threads
+        done = run(jobs, bar.update, finished)
     for dim in dimensions:
         result.dimensions[dim] = done[dim]
     if out is not None:
-        write(result, out, hyperparameters)
+        write_index(result, out, hyperparameters)
     return result
 
 
-def _in_threads(jobs: dict, progress) -> dict:
+def _in_threads(jobs: dict, progress, finished) -> dict:
     """Compile every dimension's program at once (XLA compiles on several cores) and run each
     as soon as it is compiled, one after the other (concurrent executions of XLA CPU programs
     can deadlock), the smallest dimension first: it compiles first."""
@@ -582,9 +587,13 @@ def _in_threads(jobs: dict, progress) -> dict:
             return _prepare(*jobs[dim])
 
     order = sorted(jobs)
+    out = {}
     with jax.enable_x64(True), ThreadPoolExecutor(max_workers=len(order)) as pool:
         runners = {dim: pool.submit(prepare, dim) for dim in order}
-        return {dim: runners[dim].result()(progress) for dim in order}
+        for dim in order:
+            out[dim] = runners[dim].result()(progress)
+            finished(out[dim])
+    return out
 
 
 # JAX settings a worker process takes from its parent
@@ -592,75 +601,60 @@ _WORKER_CONFIG = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile
 NICE = 5  # the priority the smaller dimensions' processes yield to the largest
 
 
-@contextlib.contextmanager
-def _killed_on_exit(procs: dict):
-    """Kill the worker processes still running when the block is left (an error, Ctrl-C)."""
-    try:
-        yield
-    finally:
-        for p in procs.values():
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-
-
-def _in_processes(jobs: dict, progress) -> dict:
-    """Each dimension in its own process (``neuroevo.bench._bbob_worker``), all at once.
+def _in_processes(jobs: dict, progress, finished) -> dict:
+    """Each dimension in its own process, all at once (``neuroevo.bench._bbob_worker``).
 
     On a CPU a campaign program runs mostly on one core, and tracing holds Python's
     lock: separate processes compile and run the dimensions side by side on every
-    core. The largest dimension (the longest run) starts first and keeps the normal
-    priority; the others yield to it (``nice``), so that it is not the last to finish.
+    core. One worker imports JAX and forks a process per dimension. The largest
+    dimension (the longest run) keeps the normal priority; the others yield to it
+    (``nice``), so that it is not the last to finish. With as many processes as
+    cores, each starts XLA with one thread (its spare threads would only spin).
     """
     import pickle
+    import signal
     import subprocess
     import sys
     import tempfile
-    import threading
 
     config = {k: getattr(jax.config, k) for k in _WORKER_CONFIG if getattr(jax.config, k, None) is not None}
     order = sorted(jobs, reverse=True)
-    procs, readers = {}, []
+    one_thread = len(jobs) >= len(os.sched_getaffinity(0))
+    batch = [
+        {"args": jobs[dim], "config": config, "nice": 0 if rank == 0 else NICE, "one_thread": one_thread}
+        for rank, dim in enumerate(order)
+    ]
     package = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package, os.environ.get("PYTHONPATH")])))
-    with tempfile.TemporaryDirectory() as tmp, _killed_on_exit(procs):
-        for rank, dim in enumerate(order):
-            one_thread = len(jobs) >= (os.cpu_count() or 1)  # as many processes as cores: one thread each
-            job = {
-                "args": jobs[dim],
-                "config": config,
-                "nice": 0 if rank == 0 else NICE,
-                "one_thread": one_thread,
-            }
-            job = pickle.dumps(job)
-            with open(os.path.join(tmp, f"d{dim}.err"), "wb") as err:  # not a pipe: cannot fill up
-                p = subprocess.Popen(
-                    [sys.executable, "-m", "neuroevo.bench._bbob_worker", os.path.join(tmp, f"d{dim}.pkl")],
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env,
-                )  # fmt: skip
-            p.stdin.write(job)
+    with tempfile.TemporaryDirectory() as tmp:
+        with open(os.path.join(tmp, "stderr"), "wb") as err:  # a file, not a pipe: it cannot fill up
+            p = subprocess.Popen(
+                [sys.executable, "-m", "neuroevo.bench._bbob_worker", tmp],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env, start_new_session=True,
+            )  # fmt: skip
+        try:
+            p.stdin.write(pickle.dumps(batch))
             p.stdin.close()
-            procs[dim] = p
-
-            def read(p=p):
-                with p.stdout:
-                    for line in p.stdout:
-                        fields = line.split()
-                        if len(fields) == 6 and fields[0] == b"progress":
-                            progress(*map(int, fields[1:]))
-
-            readers.append(threading.Thread(target=read, daemon=True))
-            readers[-1].start()
-        for t in readers:
-            t.join()
-        out = {}
-        for dim, p in procs.items():
-            if p.wait() != 0:
-                with open(os.path.join(tmp, f"d{dim}.err"), errors="replace") as err:
-                    tail = "\n".join(err.read().strip().splitlines()[-20:])
-                raise RuntimeError(f"bbob campaign: the process of dimension {dim} failed:\n{tail}")
-            with open(os.path.join(tmp, f"d{dim}.pkl"), "rb") as f:
-                out[dim] = pickle.load(f)
+            out = {}
+            with p.stdout:
+                for line in p.stdout:
+                    fields = line.split()
+                    if len(fields) == 6 and fields[0] == b"progress":
+                        progress(*map(int, fields[1:]))
+                    elif len(fields) == 2 and fields[0] == b"done":
+                        dim = int(fields[1])
+                        with open(os.path.join(tmp, f"d{dim}.pkl"), "rb") as f:
+                            out[dim] = pickle.load(f)
+                        finished(out[dim])
+            code = p.wait()
+        finally:
+            if p.poll() is None:  # an error or Ctrl-C here: stop the worker and its children
+                os.killpg(p.pid, signal.SIGKILL)  # its own process group (start_new_session)
+                p.wait()
+        if code != 0:
+            with open(os.path.join(tmp, "stderr"), errors="replace") as f:
+                tail = "\n".join(f.read().strip().splitlines()[-30:])
+            raise RuntimeError(f"bbob campaign: a dimension's process failed:\n{tail}")
     return out
 
 
@@ -736,6 +730,46 @@ def _write_run(dat, tdat, r: DimensionResult, p: int) -> None:
 
 def write(result: CampaignResult, out: str | Path, hyperparameters: dict | None = None) -> None:
     """COCO data, campaign.json, ERT tables and ECDF plots of ``result`` in ``out``."""
+    for r in result.dimensions.values():
+        write_dimension(result.strategy, r, out)
+    write_index(result, out, hyperparameters)
+
+
+def write_dimension(strategy: str, r: DimensionResult, out: str | Path) -> None:
+    """One dimension's files: its ``.dat``/``.tdat`` data, ERT tables and ECDF plot (a campaign
+    writes each dimension as soon as it is done, while the others still run)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    dim = r.dimension
+    for fid in np.unique(r.fids):
+        rel = _data_path(int(fid), dim)
+        (out / rel).parent.mkdir(exist_ok=True)
+        with open(out / f"{rel}.dat", "w") as dat, open(out / f"{rel}.tdat", "w") as tdat:
+            for p in np.flatnonzero(r.fids == fid):
+                _write_run(dat, tdat, r, p)
+    table = r.ert_table()
+    heads = [f"1e{int(round(math.log10(t)))}" for t in ERT_TARGETS]
+    md = [
+        f"ERT ({strategy}, dimension {dim}, budget {r.budget}, instances {len(np.unique(r.instances))})",
+        "",
+    ]
+    md.append("| f | name | " + " | ".join(heads) + " | solved |")
+    md.append("|---" * (len(heads) + 3) + "|")
+    csv = ["fid," + ",".join(heads) + ",solved,runs"]
+    for fid, erts in table.items():
+        m = r.fids == fid
+        solved = int(np.isfinite(r.hit_evals[m, -1]).sum())
+        cells = [f"{v:.3g}" if np.isfinite(v) else "inf" for v in erts]
+        md.append(f"| {fid} | {function_name(fid)} | " + " | ".join(cells) + f" | {solved}/{int(m.sum())} |")
+        csv.append(f"{fid}," + ",".join(cells) + f",{solved},{int(m.sum())}")
+    (out / f"ert_d{dim}.md").write_text("\n".join(md) + "\n")
+    (out / f"ert_d{dim}.csv").write_text("\n".join(csv) + "\n")
+    label = f"{strategy} ({out.name})"
+    _ecdf_figure([(label, _summary(r))], dim, [_suite_of(r)], out / f"ecdf_d{dim}.png")
+
+
+def write_index(result: CampaignResult, out: str | Path, hyperparameters: dict | None = None) -> None:
+    """The ``.info`` files (one per function, a block per dimension) and ``campaign.json``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     alg = result.strategy
@@ -744,11 +778,6 @@ def write(result: CampaignResult, out: str | Path, hyperparameters: dict | None 
         for fid in np.unique(r.fids):
             fid = int(fid)
             rows = np.flatnonzero(r.fids == fid)
-            rel = f"data_f{fid}/bbobexp_f{fid}_DIM{dim}"
-            (out / f"data_f{fid}").mkdir(exist_ok=True)
-            with open(out / f"{rel}.dat", "w") as dat, open(out / f"{rel}.tdat", "w") as tdat:
-                for p in rows:
-                    _write_run(dat, tdat, r, p)
             runs = ", ".join(
                 f"{int(r.instances[p])}:{int(r.final_evals[p])}|{r.best_delta[p]:.1e}" for p in rows
             )
@@ -756,7 +785,8 @@ def write(result: CampaignResult, out: str | Path, hyperparameters: dict | None 
                 f"suite = '{result.suite}', funcId = {fid}, DIM = {dim}, Precision = 1.000e-08, "
                 f"algId = '{alg}', coco_version = 'neuroevo', logger = '{result.suite}', "
                 "data_format = 'bbob-new2'\n"
-                f"% neuroevo {alg} {json.dumps(hyperparameters or {}, default=str)}\n{rel}.dat, {runs}\n"
+                f"% neuroevo {alg} {json.dumps(hyperparameters or {}, default=str)}\n"
+                f"{_data_path(fid, dim)}.dat, {runs}\n"
             )
     for fid, blocks in info.items():
         (out / f"bbobexp_f{fid}.info").write_text("".join(blocks))
@@ -764,38 +794,30 @@ def write(result: CampaignResult, out: str | Path, hyperparameters: dict | None 
         "strategy": alg,
         "suite": result.suite,
         "hyperparameters": {k: str(v) for k, v in (hyperparameters or {}).items()},
-        "dimensions": {
-            str(d): {
-                "fids": r.fids.tolist(),
-                "instances": r.instances.tolist(),
-                "budget": r.budget,
-                "final_evals": r.final_evals.tolist(),
-                "best_delta": r.best_delta.tolist(),
-                "ecdf_hits": [[None if not np.isfinite(v) else int(v) for v in row] for row in r.ecdf_hits()],
-                "seconds": r.seconds,
-            }
-            for d, r in result.dimensions.items()
-        },
+        "dimensions": {str(d): _summary(r) for d, r in result.dimensions.items()},
     }
     (out / "campaign.json").write_text(json.dumps(summary))
-    for dim, r in result.dimensions.items():
-        table = r.ert_table()
-        heads = [f"1e{int(round(math.log10(t)))}" for t in ERT_TARGETS]
-        md = [f"ERT ({alg}, dimension {dim}, budget {r.budget}, instances {len(np.unique(r.instances))})", ""]
-        md.append("| f | name | " + " | ".join(heads) + " | solved |")
-        md.append("|---" * (len(heads) + 3) + "|")
-        csv = ["fid," + ",".join(heads) + ",solved,runs"]
-        for fid, erts in table.items():
-            m = r.fids == fid
-            solved = int(np.isfinite(r.hit_evals[m, -1]).sum())
-            cells = [f"{v:.3g}" if np.isfinite(v) else "inf" for v in erts]
-            md.append(
-                f"| {fid} | {function_name(fid)} | " + " | ".join(cells) + f" | {solved}/{int(m.sum())} |"
-            )
-            csv.append(f"{fid}," + ",".join(cells) + f",{solved},{int(m.sum())}")
-        (out / f"ert_d{dim}.md").write_text("\n".join(md) + "\n")
-        (out / f"ert_d{dim}.csv").write_text("\n".join(csv) + "\n")
-        plot_ecdf([out], out / f"ecdf_d{dim}.png", dimension=dim)
+
+
+def _data_path(fid: int, dim: int) -> str:
+    return f"data_f{fid}/bbobexp_f{fid}_DIM{dim}"
+
+
+def _suite_of(r: DimensionResult) -> str:
+    return "bbob-noisy" if int(r.fids[0]) in SUITES["bbob-noisy"] else "bbob"
+
+
+def _summary(r: DimensionResult) -> dict:
+    """A dimension's entry of campaign.json."""
+    return {
+        "fids": r.fids.tolist(),
+        "instances": r.instances.tolist(),
+        "budget": r.budget,
+        "final_evals": r.final_evals.tolist(),
+        "best_delta": r.best_delta.tolist(),
+        "ecdf_hits": [[None if not np.isfinite(v) else int(v) for v in row] for row in r.ecdf_hits()],
+        "seconds": r.seconds,
+    }
 
 
 def _load(directory: Path) -> dict:
@@ -811,34 +833,17 @@ def plot_ecdf(directories: Sequence[str | Path], out: str | Path, dimension: int
     With ``dimension`` None, one PNG per dimension found (``out`` is then a
     directory, or a file name that gets ``_d<D>`` inserted). Returns the paths.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     runs = [_load(d) for d in directories]
     dims = [dimension] if dimension is not None else sorted({int(d) for r in runs for d in r["dimensions"]})
     out = Path(out)
+    suites = sorted({run.get("suite", "bbob") for run in runs})
     written = []
     for dim in dims:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for directory, run in zip(directories, runs, strict=True):
-            rd = run["dimensions"].get(str(dim))
-            if rd is None:
-                continue
-            hits = np.array([[np.inf if v is None else v for v in row] for row in rd["ecdf_hits"]], float)
-            x = np.log10(np.sort(hits[np.isfinite(hits)]) / dim)
-            y = np.arange(1, x.size + 1) / hits.size
-            xmax = math.log10(rd["budget"] / dim)
-            ax.step(np.concatenate([[0], x, [xmax]]), np.concatenate([[0], y, [y[-1] if y.size else 0]]),
-                    where="post", label=f"{run['strategy']} ({Path(directory).name})")  # fmt: skip
-        ax.set_xlabel("log10(evaluations / dimension)")
-        ax.set_ylabel("fraction of (function, target) pairs")
-        ax.set_ylim(0, 1)
-        suites = sorted({run.get("suite", "bbob") for run in runs})
-        ax.set_title(f"{', '.join(suites)}, dimension {dim}, 51 targets 1e2..1e-8")
-        ax.grid(alpha=0.3)
-        ax.legend(loc="upper left", fontsize=8)
+        curves = [
+            (f"{run['strategy']} ({Path(directory).name})", run["dimensions"][str(dim)])
+            for directory, run in zip(directories, runs, strict=True)
+            if str(dim) in run["dimensions"]
+        ]
         if dimension is not None:
             path = out
         elif out.suffix == ".png":
@@ -846,8 +851,32 @@ def plot_ecdf(directories: Sequence[str | Path], out: str | Path, dimension: int
         else:
             out.mkdir(parents=True, exist_ok=True)
             path = out / f"ecdf_d{dim}.png"
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
+        _ecdf_figure(curves, dim, suites, path)
         written.append(path)
     return written
+
+
+def _ecdf_figure(curves: list[tuple[str, dict]], dim: int, suites: list[str], path: Path) -> None:
+    """One ECDF plot: ``curves`` are (label, a dimension's campaign.json entry)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, rd in curves:
+        hits = np.array([[np.inf if v is None else v for v in row] for row in rd["ecdf_hits"]], float)
+        x = np.log10(np.sort(hits[np.isfinite(hits)]) / dim)
+        y = np.arange(1, x.size + 1) / hits.size
+        xmax = math.log10(rd["budget"] / dim)
+        ax.step(np.concatenate([[0], x, [xmax]]), np.concatenate([[0], y, [y[-1] if y.size else 0]]),
+                where="post", label=label)  # fmt: skip
+    ax.set_xlabel("log10(evaluations / dimension)")
+    ax.set_ylabel("fraction of (function, target) pairs")
+    ax.set_ylim(0, 1)
+    ax.set_title(f"{', '.join(suites)}, dimension {dim}, 51 targets 1e2..1e-8")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
