@@ -564,12 +564,11 @@ def bbob_campaign(
         processes = jax.default_backend() == "cpu" and len(jobs) > 1 and (os.cpu_count() or 1) > 1
 
     def finished(r: DimensionResult) -> None:  # a dimension's files, while the others still run
-        if out is not None:
-            write_dimension(strategy, r, out)
+        write_dimension(strategy, r, out)
 
     with _Progress(progress, sorted(dimensions)) as bar:
         run = _in_processes if processes else _in_threads
-        done = run(jobs, bar.update, finished)
+        done = run(jobs, bar.update, finished if out is not None else None)
     for dim in dimensions:
         result.dimensions[dim] = done[dim]
     if out is not None:
@@ -592,7 +591,8 @@ def _in_threads(jobs: dict, progress, finished) -> dict:
         runners = {dim: pool.submit(prepare, dim) for dim in order}
         for dim in order:
             out[dim] = runners[dim].result()(progress)
-            finished(out[dim])
+            if finished is not None:
+                finished(out[dim])
     return out
 
 
@@ -616,6 +616,7 @@ def _in_processes(jobs: dict, progress, finished) -> dict:
     import subprocess
     import sys
     import tempfile
+    import threading
 
     config = {k: getattr(jax.config, k) for k in _WORKER_CONFIG if getattr(jax.config, k, None) is not None}
     order = sorted(jobs, reverse=True)
@@ -626,6 +627,8 @@ def _in_processes(jobs: dict, progress, finished) -> dict:
     ]
     package = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package, os.environ.get("PYTHONPATH")])))
+    if finished is not None:  # the first plot's import, while the worker imports JAX on another core
+        threading.Thread(target=_import_pyplot, daemon=True).start()
     with tempfile.TemporaryDirectory() as tmp:
         with open(os.path.join(tmp, "stderr"), "wb") as err:  # a file, not a pipe: it cannot fill up
             p = subprocess.Popen(
@@ -645,7 +648,8 @@ def _in_processes(jobs: dict, progress, finished) -> dict:
                         dim = int(fields[1])
                         with open(os.path.join(tmp, f"d{dim}.pkl"), "rb") as f:
                             out[dim] = pickle.load(f)
-                        finished(out[dim])
+                        if finished is not None:
+                            finished(out[dim])
             code = p.wait()
         finally:
             if p.poll() is None:  # an error or Ctrl-C here: stop the worker and its children
@@ -856,13 +860,18 @@ def plot_ecdf(directories: Sequence[str | Path], out: str | Path, dimension: int
     return written
 
 
-def _ecdf_figure(curves: list[tuple[str, dict]], dim: int, suites: list[str], path: Path) -> None:
-    """One ECDF plot: ``curves`` are (label, a dimension's campaign.json entry)."""
+def _import_pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _ecdf_figure(curves: list[tuple[str, dict]], dim: int, suites: list[str], path: Path) -> None:
+    """One ECDF plot: ``curves`` are (label, a dimension's campaign.json entry)."""
+    plt = _import_pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, rd in curves:
         hits = np.array([[np.inf if v is None else v for v in row] for row in rd["ecdf_hits"]], float)
