@@ -109,6 +109,28 @@ def sanitize(fitness: Array) -> Array:
     return jnp.where(jnp.isnan(fitness), -jnp.inf, fitness)
 
 
+def _ordered_ints(x: Array) -> Array:
+    """Floats as integers of the same width in the same order (-0.0 as 0.0); NaN not allowed."""
+    ints = jnp.int64 if jnp.dtype(x.dtype).itemsize == 8 else jnp.int32
+    k = jax.lax.bitcast_convert_type(jnp.where(x == 0, jnp.zeros_like(x), x), ints)
+    return jnp.where(k < 0, k ^ jnp.array(jnp.iinfo(ints).max, ints), k)
+
+
+def sort_floats(x: Array) -> Array:
+    """``jnp.sort`` along the last axis, exactly, by sorting order-preserving integers (XLA's
+    CPU sort of floats is several times slower). NaN not allowed (``sanitize`` first)."""
+    k = jnp.sort(_ordered_ints(x), axis=-1)
+    k = jnp.where(k < 0, k ^ jnp.array(jnp.iinfo(k.dtype).max, k.dtype), k)
+    return jax.lax.bitcast_convert_type(k, x.dtype)
+
+
+def median(x: Array) -> Array:
+    """``jnp.median`` along the last axis (``sort_floats``); NaN not allowed."""
+    n = x.shape[-1]
+    s = sort_floats(x)
+    return (s[..., (n - 1) // 2] + s[..., n // 2]) / 2
+
+
 def argsort(keys: Array) -> Array:
     """Stable ascending ``jnp.argsort`` of a float vector, by sorting one packed integer key.
 
@@ -126,13 +148,10 @@ def argsort(keys: Array) -> Array:
     if bits > 20 or not jnp.issubdtype(keys.dtype, jnp.floating) or not jax.config.jax_enable_x64:
         return jnp.argsort(keys, axis=-1, stable=True)  # (no 64-bit integers without x64)
     index = jnp.arange(n, dtype=jnp.int64)
-    keys = jnp.where(keys == 0, jnp.zeros_like(keys), keys)  # -0.0 equals 0.0
     if jnp.dtype(keys.dtype).itemsize <= 4:
-        k = jax.lax.bitcast_convert_type(keys.astype(jnp.float32), jnp.int32).astype(jnp.int64)
-        k = jnp.where(k < 0, k ^ jnp.int64(0x7FFFFFFF), k) << 32
+        k = _ordered_ints(keys.astype(jnp.float32)).astype(jnp.int64) << 32
     else:
-        k = jax.lax.bitcast_convert_type(keys.astype(jnp.float64), jnp.int64)
-        k = jnp.where(k < 0, k ^ jnp.int64(0x7FFFFFFFFFFFFFFF), k) >> bits << bits
+        k = _ordered_ints(keys) >> bits << bits
     return (jnp.sort(k | index, axis=-1) & ((1 << bits) - 1)).astype(jnp.int32)
 
 
