@@ -5,6 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import neuroevo as ne
 from neuroevo import strategy as S
@@ -105,3 +107,66 @@ def test_fast_normal_is_standard_normal():
     assert abs(z.mean()) < 0.01 and abs(z.std() - 1.0) < 0.01
     assert abs(np.mean(z**4) - 3.0) < 0.05  # Gaussian kurtosis
     assert S.normal(jax.random.key(0), (3,), jnp.float16).dtype == jnp.float16
+
+
+# --------------------------------------------------------------------------- #
+# Sorting by integer keys and the counter hash (used by CMA-ES and the BBOB campaign).
+
+_SPECIAL = [np.inf, -np.inf, 0.0, -0.0, 1e-300, -1e-300, 1e300]
+# XLA's CPU flushes subnormals to zero, in float32 too: none among the values
+_FLOATS = st.sampled_from(_SPECIAL) | st.floats(-1e6, 1e6, allow_nan=False).filter(
+    lambda v: v == 0 or abs(v) > 1e-30
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(_FLOATS, min_size=1, max_size=40))
+def test_argsort_is_a_stable_argsort(values):
+    """Packed integer keys give numpy's stable argsort (ties, ±0, ±inf, subnormals), in
+    float64 and float32, with x64 on (the packed path) and off (jnp.argsort)."""
+    for x64 in (True, False):
+        with jax.enable_x64(x64):
+            for dtype in (np.float64, np.float32) if x64 else (np.float32,):
+                with np.errstate(over="ignore"):
+                    x = np.asarray(values, dtype)
+                want = np.argsort(np.where(x == 0, 0.0, x), kind="stable")
+                np.testing.assert_array_equal(np.asarray(jax.jit(S.argsort)(jnp.asarray(x))), want)
+
+
+def test_argsort_float64_orders_distinct_values_exactly_at_realistic_gaps():
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(7, 80)) * 10.0 ** rng.integers(-12, 12, size=(7, 1))
+        x[:, ::5] = x[:, :1]  # ties keep index order
+        np.testing.assert_array_equal(
+            np.asarray(S.argsort(jnp.asarray(x))), np.argsort(x, axis=1, kind="stable")
+        )
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(_FLOATS, min_size=1, max_size=25))
+def test_sort_floats_and_median_are_exact(values):
+    with jax.enable_x64(True):
+        for dtype in (np.float64, np.float32):
+            with np.errstate(over="ignore"):
+                x = np.asarray(values, dtype)
+            np.testing.assert_array_equal(
+                np.asarray(S.sort_floats(jnp.asarray(x))), np.sort(np.where(x == 0, 0.0, x))
+            )
+            got, want = float(S.median(jnp.asarray(x))), float(np.median(x))
+            assert got == want or (np.isnan(got) and np.isnan(want))
+
+
+def test_hash_bits_blocks_and_normals():
+    """Any block of the stream can be drawn on its own; keys give different streams; the
+    normals have mean 0 and variance 1 and look Gaussian (Kolmogorov-Smirnov)."""
+    from scipy import stats
+
+    k1, k2 = jax.random.split(jax.random.key(3))
+    whole = np.asarray(S.hash_bits(k1, 1000))
+    np.testing.assert_array_equal(np.asarray(S.hash_bits(k1, 300, offset=500)), whole[500:800])
+    assert (np.asarray(S.hash_bits(k2, 1000)) != whole).mean() > 0.99
+    z = np.asarray(S.normal_from_words(S.hash_bits(k1, 200_000)), np.float64)
+    assert abs(z.mean()) < 0.01 and abs(z.var() - 1) < 0.01
+    assert stats.kstest(z, "norm").pvalue > 1e-3
+    assert np.abs(z).max() < 5.5
