@@ -35,11 +35,12 @@ argument; evaluation per function), not the whole capacity, and draws normals
 only for the live members of unfinished problems (one pool per generation,
 ``live_normals``, handed to CMA-ES's ``ask`` as ``z``); the program of a
 dimension ends when all its problems are done. On the CPU it is compiled with
-``CPU_COMPILE_OPTIONS`` (about twice as fast to compile). On a CPU with several
-cores (``processes=None``, the default) each dimension compiles and runs in its own
-process, all at once, the largest at the highest priority; otherwise (a GPU, or
-``processes=False``) the dimensions compile in parallel threads and each runs as
-soon as it is compiled, one at a time.
+``CPU_COMPILE_OPTIONS`` (about twice as fast to compile). On a Linux CPU with
+several cores (``processes=None``, the default) each dimension compiles and runs
+in its own process, all at once (one worker imports JAX and forks them), the
+largest at the highest priority, and each dimension's files are written as soon
+as it is done; otherwise (a GPU, or ``processes=False``) the dimensions compile in
+parallel threads and each runs as soon as it is compiled, one at a time.
 
 Files written to ``out``:
 - COCO's observer format (``bbobexp_f<F>.info``, its ``suite`` and ``logger`` the
@@ -526,8 +527,8 @@ def bbob_campaign(
     ``suite``: ``"bbob"`` (functions 1-24) or ``"bbob-noisy"`` (101-130: the strategy
     sees the noisy values, the records and targets use the noise-free ones, as COCO's);
     ``functions`` defaults to all of the suite's. ``processes``: one process per
-    dimension (None: when the backend is the CPU, there are several cores and several
-    dimensions; the results are the same either way). Returns a :class:`CampaignResult`
+    dimension (None: on Linux when the backend is the CPU and there are several cores
+    and several dimensions; the results are the same either way). Returns a :class:`CampaignResult`
     (``result.dimensions[d].hit_evals``: the evaluation at which each problem first
     reached each of ``LEVELS``). With ``out`` set, writes the COCO files,
     ``campaign.json``, ERT tables and ECDF plots there (see the module docstring).
@@ -560,8 +561,12 @@ def bbob_campaign(
     }
     for job in jobs.values():  # bad hyperparameters raise here, before any process starts
         _build_strategy(job[0], job[1], job[4], hyperparameters)
-    if processes is None:  # several CPU cores and dimensions: one process each (see _in_processes)
-        processes = jax.default_backend() == "cpu" and len(jobs) > 1 and (os.cpu_count() or 1) > 1
+    if processes is None:  # several CPU cores and dimensions (on Linux): one process each
+        linux = hasattr(os, "sched_getaffinity") and hasattr(os, "fork")
+        cores = len(os.sched_getaffinity(0)) if linux else 1
+        processes = linux and len(jobs) > 1 and cores > 1 and jax.default_backend() == "cpu"
+    elif processes and not hasattr(os, "sched_getaffinity"):
+        raise ValueError("processes=True needs Linux (os.fork and CPU affinity); use processes=False")
 
     def finished(r: DimensionResult) -> None:  # a dimension's files, while the others still run
         write_dimension(strategy, r, out)
