@@ -69,7 +69,8 @@ def _osz(x):
     ax = jnp.abs(x)
     t = 10.0 * jnp.log(jnp.where(ax > 0, ax, 1.0))
     pos = x > 0
-    wiggle = jnp.where(pos, jnp.sin(t) + jnp.sin(0.79 * t), jnp.sin(0.55 * t) + jnp.sin(0.31 * t))
+    # the coefficients chosen before the sines (two sines per element, not four)
+    wiggle = jnp.sin(jnp.where(pos, 1.0, 0.55) * t) + jnp.sin(jnp.where(pos, 0.79, 0.31) * t)
     return x * jnp.exp(0.049 * wiggle)
 
 
