@@ -281,3 +281,41 @@ def test_bad_input_names_the_problem():
     with pytest.raises(ValueError, match="popsize must be at least 4"):
         ne.strategies.make("cma_es", popsize=3)
     assert {"cma_es", "sep_cma_es"} <= set(ne.strategies.names())
+
+
+def test_cycle_begins_again_from_the_first_population_instead_of_stopping():
+    """With cycle=True a run whose restarts are spent starts over at popsize (a new point of
+    restart_box) and never stops; without it, the same run stops."""
+    kw = dict(popsize=6, sigma=1.0, restarts="ipop", max_restarts=1, restart_box=(-4.0, 4.0))
+
+    def trace(strategy, n=40):
+        def step(s, k):
+            k_ask, k_tell = jax.random.split(k)
+            g, s = strategy.ask(k_ask, s)
+            s = strategy.tell(k_tell, s, g, jnp.zeros(g.x.shape[0]))  # flat: every run ends fast
+            return s, (s.popsize, s.restarts, s.stop, s.mean)
+
+        s0 = strategy.init(jax.random.key(0), jnp.zeros(3))
+        return jax.lax.scan(step, s0, jax.random.split(jax.random.key(1), n))[1]
+
+    lam, restarts, stop, means = map(np.asarray, trace(ne.strategies.make("cma_es", cycle=True, **kw)))
+    assert not stop.any()
+    assert set(lam.tolist()) == {6, 12} and (np.diff(lam) < 0).any()  # back to 6 after 12
+    assert set(restarts.tolist()) == {0, 1}
+    starts = np.flatnonzero(np.diff(lam) != 0) + 1
+    assert len({tuple(means[i]) for i in starts}) == len(starts)  # each start a new point
+    assert np.asarray(trace(ne.strategies.make("cma_es", **kw))[2]).any()
+    with pytest.raises(ValueError, match="cycle"):
+        ne.strategies.make("cma_es", cycle=True)
+
+
+def test_members_without_a_sample_give_a_finite_update():
+    """z = 0 rows with nonzero (negative) weights, as a finished problem of a vmapped campaign
+    gets: the active-CMA weight n w / |z|^2 must not overflow into -inf * 0 = NaN."""
+    with jax.enable_x64(True):
+        strategy = ne.strategies.make("cma_es", popsize=6, sigma=1.0)
+        state = strategy.init(jax.random.key(0), jnp.zeros(4))
+        g, state = strategy.ask(jax.random.key(1), state, z=jnp.zeros((6, 4)))
+        new = strategy.tell(jax.random.key(2), state, g, jnp.arange(6.0))
+        assert not bool(new.termination.numerics)
+        assert finite(new)

@@ -229,6 +229,7 @@ def _build_strategy(name, dim, budget, hp):
         hp.setdefault("restarts", "ipop")
         if hp["restarts"] is not None:
             hp.setdefault("restart_box", (-4.0, 4.0))
+            hp.setdefault("cycle", True)  # no restart left, budget left: begin again
             base = hp.get("popsize") or _default_popsize(dim)
             hp.setdefault("max_restarts", default_max_restarts(budget, base, dim))
     elif hp.get("popsize") is None:
@@ -402,7 +403,7 @@ def _prepare(name, dim, fids, instances, budget, seed, hp, block):
         fitness = jnp.where(idx[None, :] < lam[:, None], -measured, -jnp.inf)
         st = jax.vmap(tell)(jax.random.split(k_tell, P), st, geno, fitness)
         done = done | (ev >= budget) | (best <= PRECISION)
-        stopped = getattr(st, "stop", None)
+        stopped = None if used_hp.get("cycle") else getattr(st, "stop", None)
         if stopped is not None:  # no restart left but budget left: begin again from a fresh state
             again = stopped & ~done
 

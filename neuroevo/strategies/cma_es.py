@@ -191,6 +191,7 @@ def cma_es(
     conditioncov: float = 1e14,
     tolflatfitness: int = 1,
     stagnation: bool = True,
+    cycle: bool = False,
 ) -> S.Strategy:
     """Build CMA-ES (``separable=True``: sep-CMA-ES, O(n) memory and time per sample).
 
@@ -206,9 +207,15 @@ def cma_es(
       tolfun, tolfunhist, tolx, tolupsigma, conditioncov, tolflatfitness:
         pycma's termination thresholds, with pycma's defaults.
       stagnation: enable pycma's ``tolstagnation`` criterion.
+      cycle: with restarts, when none is left, begin again from the first
+        population size (a new run from ``restart_box``, or x0) instead of
+        stopping: the run goes on for as long as it is asked, as COCO campaigns
+        restart until the budget is spent.
     """
     if restarts not in (None, "ipop", "bipop"):
         raise ValueError(f"restarts must be None, 'ipop' or 'bipop', got {restarts!r}")
+    if cycle and restarts is None:
+        raise ValueError("cycle=True needs restarts ('ipop' or 'bipop')")
     if popsize is not None:
         S.check_popsize(popsize, minimum=4)
     if not isinstance(max_restarts, int) or isinstance(max_restarts, bool) or not 0 <= max_restarts <= 16:
@@ -248,7 +255,10 @@ def cma_es(
             y = sqrt_c_times(state, z)
             w_pos = jnp.where(w_i > 0, w_i, 0.0)
             norms = jnp.sum(z**2, axis=1)  # |C^{-1/2} y|^2
-            w_c = jnp.where(w_i >= 0, w_i, w_i * n / jnp.maximum(norms, jnp.finfo(dtype).tiny))
+            # floored at eps, not at the smallest float: for z = 0 (a member given no sample,
+            # e.g. of a finished problem in a vmapped campaign) n w / tiny overflows to -inf,
+            # and -inf * 0 = NaN would make every update (and its eigendecomposition) NaN
+            w_c = jnp.where(w_i >= 0, w_i, w_i * n / jnp.maximum(norms, jnp.finfo(dtype).eps))
             rank_mu = w_c @ y**2 if separable else (y.T * w_c) @ y
             return w_pos @ y, w_pos @ z, rank_mu
 
@@ -643,7 +653,20 @@ def cma_es(
         sigma_run = jnp.where(
             go_large, jnp.asarray(sigma, dtype), jnp.asarray(sigma, dtype) * 10.0 ** (-2 * u)
         )
+        if cycle:  # no restart left: begin again from the first population instead of stopping
+            lam = jnp.where(exhausted, base, lam)
+            large_lam = jnp.where(exhausted, base, large_lam)
         run = fresh_run(dim, hist, dtype, mean, sigma_run, lam)
+        if cycle:
+            return dict(
+                **run,
+                termination=term,
+                stop=jnp.zeros((), bool),
+                restarts=jnp.where(exhausted, 0, state.restarts + jnp.where(go_large, 1, 0)),
+                last_large_evaluations=last_large_evaluations,
+                large_popsize=jnp.where(go_large, large_lam, state.large_popsize),
+                small_regime=~go_large if restarts == "bipop" else jnp.zeros((), bool),
+            )
         fields = dict(
             **run,
             termination=term,
