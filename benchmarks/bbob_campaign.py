@@ -94,8 +94,10 @@ def main(argv=None) -> int:
     instances = list(range(1, 6 if args.quick else 16))
     functions = list(range(1, 25))
     n = len(functions) * len(instances)
+    # (the machine line comes after neuroevo's run: asking JAX for its devices starts a backend,
+    # and a process that has started one cannot fork the campaign's worker, see ne.bench.bbob)
     print(
-        f"machine: {machine()}, {os.cpu_count()} cpus; campaign: cma_es IPOP, f1-24, instances "
+        f"campaign: cma_es IPOP, f1-24, instances "
         f"{instances[0]}-{instances[-1]}, dimensions {dims}, budget {args.budget_multiplier:g}*d"
         + (f"; compilation cache {args.compilation_cache}" if args.compilation_cache else "; cold compile")
         + f"; load average {os.getloadavg()[0]:.1f}"
@@ -112,6 +114,7 @@ def main(argv=None) -> int:
             progress=False,
         )
         t_ne = time.perf_counter() - t0
+        print(f"machine: {machine()}, {os.cpu_count()} cpus")
         for d in dims:
             r = result.dimensions[d]
             print(

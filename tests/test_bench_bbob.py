@@ -211,3 +211,28 @@ def test_failed_dimension_process_reports_its_error():
     job = ("no_such_strategy", 2, [1], [1], 20, 0, {}, 10)  # only the worker sees it (no early check)
     with pytest.raises(RuntimeError, match="(?s)dimension's process failed.*no_such_strategy"):
         B._in_processes({2: job}, lambda *a: None, lambda r: None)
+
+
+def test_forked_worker_in_a_fresh_process_matches_threads():
+    """A process that has not started a JAX backend forks the campaign's worker (no new
+    interpreter): same campaign as threads."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, numpy as np\n"
+        "from neuroevo.bench import bbob as B\n"
+        "assert not B._backend_started()\n"
+        "r = B.bbob_campaign('cma_es', (2, 3), (1, 2), (1, 8), 100, progress=False, processes=True)\n"
+        "assert not B._backend_started()  # the parent never started one\n"
+        "hits = {d: np.nan_to_num(r.dimensions[d].hit_evals, posinf=-1).tolist() for d in (2, 3)}\n"
+        "print(json.dumps(hits))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    forked = json.loads(out.stdout.strip().splitlines()[-1])
+    threads = B.bbob_campaign("cma_es", (2, 3), (1, 2), (1, 8), 100, progress=False, processes=False)
+    for d in (2, 3):
+        np.testing.assert_array_equal(
+            forked[str(d)], np.nan_to_num(threads.dimensions[d].hit_evals, posinf=-1)
+        )

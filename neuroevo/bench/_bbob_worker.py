@@ -42,7 +42,7 @@ def _single_threaded_backend() -> None:
                 pass
 
 
-def _run(job: dict, out_dir: str) -> None:
+def _run(job: dict, out_dir: str, emit) -> None:
     import jax
 
     if job.get("nice"):
@@ -58,7 +58,7 @@ def _run(job: dict, out_dir: str) -> None:
         bbob.CPU_COMPILE_OPTIONS = {**bbob.CPU_COMPILE_OPTIONS, "xla_cpu_parallel_codegen_split_count": 1}
 
     def progress(dim, gen, done, total, evals):
-        print(f"progress {dim} {gen} {done} {total} {evals}", flush=True)
+        emit(f"progress {dim} {gen} {done} {total} {evals}")
 
     dim = job["args"][1]
     result = bbob._prepare(*job["args"])(progress)
@@ -66,11 +66,15 @@ def _run(job: dict, out_dir: str) -> None:
         pickle.dump(result, f)
 
 
-def main() -> None:
-    jobs = pickle.load(sys.stdin.buffer)
-    import jax  # noqa: F401  (imported once, before forking; no backend is started here)
+def serve(jobs: list, out_dir: str, out_fd: int, err_fd: int) -> int:
+    """Fork a process per job, wait for them all; lines go to ``out_fd``, tracebacks to ``err_fd``.
+    Returns the exit status: 0, or 1 if a job failed."""
+    out = os.fdopen(os.dup(out_fd), "w", buffering=1)
+    err = os.fdopen(os.dup(err_fd), "w", buffering=1)
 
-    from neuroevo.bench import bbob  # noqa: F401
+    def emit(line: str) -> None:
+        out.write(line + "\n")
+        out.flush()
 
     children = {}
     for job in jobs:
@@ -78,13 +82,13 @@ def main() -> None:
         if pid == 0:  # the child: run the job, never return into this loop
             code = 0
             try:
-                _run(job, sys.argv[1])
+                _run(job, out_dir, emit)
             except BaseException:
-                traceback.print_exc()
+                traceback.print_exc(file=err)
                 code = 1
             finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
+                out.flush()
+                err.flush()
                 os._exit(code)
         children[pid] = job["args"][1]
     failed = []
@@ -93,10 +97,20 @@ def main() -> None:
         if os.waitstatus_to_exitcode(status) != 0:
             failed.append(children[pid])
         else:
-            print(f"done {children[pid]}", flush=True)
+            emit(f"done {children[pid]}")
     if failed:
-        print(f"dimension(s) {sorted(failed)} failed", file=sys.stderr)
-        sys.exit(1)
+        err.write(f"dimension(s) {sorted(failed)} failed\n")
+    err.flush()
+    return 1 if failed else 0
+
+
+def main() -> None:
+    jobs = pickle.load(sys.stdin.buffer)
+    import jax  # noqa: F401  (imported once, before forking; no backend is started here)
+
+    from neuroevo.bench import bbob  # noqa: F401
+
+    sys.exit(serve(jobs, sys.argv[1], sys.stdout.fileno(), sys.stderr.fileno()))
 
 
 if __name__ == "__main__":
