@@ -37,7 +37,8 @@ only for the live members of unfinished problems (one pool per generation,
 dimension ends when all its problems are done. On the CPU it is compiled with
 ``CPU_COMPILE_OPTIONS`` (about twice as fast to compile). On a Linux CPU with
 several cores (``processes=None``, the default) each dimension compiles and runs
-in its own process, all at once (one worker imports JAX and forks them), the
+in its own process, all at once (one worker, forked from the caller when it has
+started no JAX backend, forks them), the
 largest at the highest priority, and each dimension's files are written as soon
 as it is done; otherwise (a GPU, or ``processes=False``) the dimensions compile in
 parallel threads and each runs as soon as it is compiled, one at a time.
