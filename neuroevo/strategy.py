@@ -109,19 +109,21 @@ def sanitize(fitness: Array) -> Array:
     return jnp.where(jnp.isnan(fitness), -jnp.inf, fitness)
 
 
+def _flip_negative(k: Array) -> Array:
+    """Reverse the order of the negative floats' bit patterns (its own inverse)."""
+    return jnp.where(k < 0, k ^ jnp.array(jnp.iinfo(k.dtype).max, k.dtype), k)
+
+
 def _ordered_ints(x: Array) -> Array:
     """Floats as integers of the same width in the same order (-0.0 as 0.0); NaN not allowed."""
     ints = jnp.int64 if jnp.dtype(x.dtype).itemsize == 8 else jnp.int32
-    k = jax.lax.bitcast_convert_type(jnp.where(x == 0, jnp.zeros_like(x), x), ints)
-    return jnp.where(k < 0, k ^ jnp.array(jnp.iinfo(ints).max, ints), k)
+    return _flip_negative(jax.lax.bitcast_convert_type(jnp.where(x == 0, jnp.zeros_like(x), x), ints))
 
 
 def sort_floats(x: Array) -> Array:
     """``jnp.sort`` along the last axis, exactly, by sorting order-preserving integers (XLA's
     CPU sort of floats is several times slower). NaN not allowed (``sanitize`` first)."""
-    k = jnp.sort(_ordered_ints(x), axis=-1)
-    k = jnp.where(k < 0, k ^ jnp.array(jnp.iinfo(k.dtype).max, k.dtype), k)
-    return jax.lax.bitcast_convert_type(k, x.dtype)
+    return jax.lax.bitcast_convert_type(_flip_negative(jnp.sort(_ordered_ints(x), axis=-1)), x.dtype)
 
 
 def median(x: Array) -> Array:
@@ -138,10 +140,10 @@ def argsort(keys: Array) -> Array:
     integer key sorts several times faster (a vmapped batch of CMA-ES rankings:
     about 5x). Each key's bits, mapped to an order-preserving integer, hold the
     member's index in their lowest ``ceil(log2 n)`` bits (with ``jax_enable_x64``;
-    otherwise ``jnp.argsort``). Exact for float32 keys
-    (32 spare bits); a float64 key gives up that many lowest mantissa bits, so only
-    keys within ``n * 2**-52`` (relative) of each other are ordered by index instead
-    of by value. NaN keys are not allowed (``sanitize`` first).
+    otherwise ``jnp.argsort``). Exact for float32 keys (32 spare bits); a float64
+    key gives up that many lowest mantissa bits, so only keys within ``n * 2**-52``
+    (relative) of each other are ordered by index instead of by value. NaN keys are
+    not allowed (``sanitize`` first).
     """
     n = keys.shape[-1]
     bits = max(1, (n - 1).bit_length())

@@ -656,34 +656,25 @@ def cma_es(
         if cycle:  # no restart left: begin again from the first population instead of stopping
             lam = jnp.where(exhausted, base, lam)
             large_lam = jnp.where(exhausted, base, large_lam)
+        halt = jnp.zeros((), bool) if cycle else exhausted
         run = fresh_run(dim, hist, dtype, mean, sigma_run, lam)
-        if cycle:
-            return dict(
-                **run,
-                termination=term,
-                stop=jnp.zeros((), bool),
-                restarts=jnp.where(exhausted, 0, state.restarts + jnp.where(go_large, 1, 0)),
-                last_large_evaluations=last_large_evaluations,
-                large_popsize=jnp.where(go_large, large_lam, state.large_popsize),
-                small_regime=~go_large if restarts == "bipop" else jnp.zeros((), bool),
-            )
         fields = dict(
             **run,
             termination=term,
-            stop=exhausted,
-            restarts=state.restarts + jnp.where(go_large & ~exhausted, 1, 0),
+            stop=halt,
+            restarts=jnp.where(exhausted & cycle, 0, state.restarts + jnp.where(go_large & ~halt, 1, 0)),
             last_large_evaluations=last_large_evaluations,
-            large_popsize=jnp.where(go_large & ~exhausted, large_lam, state.large_popsize),
+            large_popsize=jnp.where(go_large & ~halt, large_lam, state.large_popsize),
             small_regime=~go_large,
         )
         if restarts == "ipop":
             fields["small_regime"] = jnp.zeros((), bool)
-        # An exhausted restart budget freezes the finished run instead.
+        # An exhausted restart budget freezes the finished run instead (unless it cycles).
         frozen = {k: getattr(state, k) for k in run if k != "mean_flat"}
         frozen["mean_flat"] = S.ravel(state.mean)
         for k in run:
-            fields[k] = jnp.where(exhausted, frozen[k], fields[k])
-        fields["popsize"] = jnp.where(exhausted, state.popsize, lam).astype(jnp.int32)
+            fields[k] = jnp.where(halt, frozen[k], fields[k])
+        fields["popsize"] = jnp.where(halt, state.popsize, lam).astype(jnp.int32)
         return fields
 
     return S.Strategy(init, ask, tell, decode)

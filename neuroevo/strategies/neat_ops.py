@@ -108,22 +108,18 @@ def valid_conns(g: Genome) -> Array:
     return g.innov >= 0
 
 
-def _bits(key: Array, n: int) -> Array:
-    """``n`` random uint32 words for one genome (``strategy.hash_bits``).
-
-    The keys come from threefry (``jax.random.split`` of the generation's key, one per genome),
-    but threefry's twenty rounds for each of the few hundred words a genome draws per generation
-    were about a fifth of a generation on the CPU; the counter hash costs a fraction of that."""
-    return hash_bits(key, n)
+# Per-genome random words come from ``hash_bits`` keyed by threefry keys (one per genome):
+# threefry's twenty rounds for each of the few hundred words a genome draws per generation
+# were about a fifth of a generation on the CPU; the counter hash costs a fraction of that.
 
 
 def _uniform(key: Array, n: int) -> Array:
     """``n`` uniforms in (0, 1) at 16-bit resolution (two per word)."""
-    return uniform16(_bits(key, (n + 1) // 2), n)
+    return uniform16(hash_bits(key, (n + 1) // 2), n)
 
 
 def _normal(key, shape, mean, std):
-    return mean + std * normal_from_bits(_bits(key, (math.prod(shape) + 1) // 2), shape)
+    return mean + std * normal_from_bits(hash_bits(key, (math.prod(shape) + 1) // 2), shape)
 
 
 def initial_genome(
@@ -418,7 +414,7 @@ def mutate_attributes(key: Array, g: Genome, p: Params, activation_options: Arra
     """Weights, biases, responses, enabled flags and activations, gene by gene (neat-python's rules)."""
     n, c = g.node_id.shape[-1], g.innov.shape[-1]
     n_u, n_z = 3 * c + 4 * n, c + 2 * n  # uniforms, then normals: two per word each
-    words = _bits(key, (n_u + 1) // 2 + (n_z + 1) // 2)
+    words = hash_bits(key, (n_u + 1) // 2 + (n_z + 1) // 2)
     u = uniform16(words, n_u)
     uc = u[: 3 * c].reshape(3, c)  # weight, enabled flip, enabled value
     un = u[3 * c :].reshape(4, n)  # bias, response, activation change, activation pick
