@@ -4,7 +4,7 @@ The same campaign both ways: CMA-ES with IPOP restarts on COCO's bbob suite,
 functions 1-24, instances 1-15, dimensions 2, 5, 10, budget 1000 * d, target
 f - fopt <= 1e-8, x0 uniform in [-4, 4]^d, sigma0 = 2, restarts from a uniform
 point of [-4, 4]^d until the budget is spent. Both sides use the same restart
-scheme: IPOP with k = ``B.default_max_restarts(budget, popsize, d)`` doublings
+scheme: IPOP with k = ``campaign.default_max_restarts(budget, popsize, d)`` doublings
 (the largest k whose population popsize * 2**k can run 10 d generations
 within the budget: k = 4, 3, 3 in d = 2, 5, 10), and then, if budget is left,
 IPOP again from popsize. neuroevo caps its population at popsize * 2**k;
@@ -37,7 +37,7 @@ import numpy as np
 
 from benchmarks.common import machine
 from neuroevo.bbob import function
-from neuroevo.bench import bbob as B
+from neuroevo.bench import bbob as campaign
 
 
 def run_pycma(dims, functions, instances, budget_multiplier, out, seed=1):
@@ -55,7 +55,7 @@ def run_pycma(dims, functions, instances, budget_multiplier, out, seed=1):
     for j, problem in enumerate(suite):
         d = problem.dimension
         budget = int(budget_multiplier * d)
-        k = B.default_max_restarts(budget, B._default_popsize(d), d)
+        k = campaign.default_max_restarts(budget, campaign._default_popsize(d), d)
         problem.observe_with(observer)
         rng = np.random.default_rng(seed + j)
         fopt = function(problem.id_function, d, problem.id_instance).fopt  # COCO's, as cocoex's
@@ -63,7 +63,7 @@ def run_pycma(dims, functions, instances, budget_multiplier, out, seed=1):
         while not problem.final_target_hit and problem.evaluations < budget:
             opts = {
                 "maxfevals": budget - problem.evaluations,
-                "ftarget": fopt + B.PRECISION,
+                "ftarget": fopt + campaign.PRECISION,
                 "verbose": -9,
                 "seed": seed + j + 1000 * calls,
             }
@@ -104,7 +104,7 @@ def main(argv=None) -> int:
     )
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        result = B.bbob_campaign(
+        result = campaign.bbob_campaign(
             "cma_es",
             dims,
             instances,

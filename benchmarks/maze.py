@@ -28,7 +28,7 @@ import numpy as np
 
 import neuroevo as ne
 from benchmarks.common import machine
-from neuroevo import strategy as S
+from neuroevo.shaping import nes_utilities
 from neuroevo.tasks import maze_module
 
 # Settings per strategy; the budget of evaluations (popsize x generations) is common.
@@ -41,7 +41,7 @@ NOVELTY_ES = dict(
     learning_rate=0.1,
     meta_population=5,
     include_population=True,
-    shaping=S.nes_utilities,
+    shaping=nes_utilities,
 )
 CONFIGS = {
     "openai_es": dict(popsize=50, sigma=0.5, learning_rate=0.1),

@@ -33,7 +33,7 @@ import numpy as np
 
 import neuroevo as ne
 from benchmarks.common import machine
-from neuroevo.engine import sweep as W
+from neuroevo.engine import sweep as engine_sweep
 
 POPSIZE, DIMENSION = 32, 10
 GRID = {"sigma": [0.001, 0.00464, 0.02154, 0.1], "learning_rate": [0.001, 0.01, 0.1, 1.0]}
@@ -47,7 +47,7 @@ def make_strategy(sigma, learning_rate):
     return ne.strategies.openai_es(POPSIZE, sigma=sigma, learning_rate=learning_rate)
 
 
-def final_delta(result: W.SweepResult) -> np.ndarray:
+def final_delta(result: engine_sweep.SweepResult) -> np.ndarray:
     """``f - fopt`` of each member's best solution at the end, ``[config, seed]``."""
     return -result.curves[:, :, -1]
 
@@ -69,12 +69,12 @@ def compare(name: str, fid: int, generations: int, seeds: int) -> float:
     print(f"\n{name} (BBOB f{fid}, d={DIMENSION}), f - fopt after {generations} generations,", end=" ")
     print(f"median of {seeds} seeds:")
     print(f"  grid, {grid.compilations} compilation, {grid.seconds:.1f} s")
-    print(f"    best fixed config ({W.label(grid.configs[c])}): {best_fixed:.3g}")
+    print(f"    best fixed config ({engine_sweep.label(grid.configs[c])}): {best_fixed:.3g}")
     print(f"    best grid member per seed: {grid_best:.3g}  (seeds: {fixed.min(axis=0)})")
     print(f"  PBT, {pbt.compilations} compilation, {pbt.seconds:.1f} s")
     print(f"    best member per seed: {pbt_best:.3g}  (seeds: {trained.min(axis=0)})")
     final = {n: np.median(v[:, :, -1]) for n, v in pbt.schedule.items()}
-    print(f"    median hyperparameters in the last interval: {W.label(final)}")
+    print(f"    median hyperparameters in the last interval: {engine_sweep.label(final)}")
     wins = int(np.sum(trained.min(axis=0) < fixed.min(axis=0)))
     print(f"    PBT beats the grid's best member in {wins} of {seeds} seeds")
     ratio = best_fixed / pbt_best

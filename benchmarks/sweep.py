@@ -25,7 +25,7 @@ import numpy as np
 
 import neuroevo as ne
 from benchmarks.common import machine
-from neuroevo.engine import sweep as W
+from neuroevo.engine import sweep as engine_sweep
 
 SIGMAS = [0.03, 0.05, 0.1, 0.2]
 LEARNING_RATES = [0.01, 0.03, 0.05, 0.1]
@@ -68,8 +68,8 @@ def main(argv=None) -> int:
     swept = result.curves[:, :, -1].reshape(-1)[:count]
     agree = bool(np.allclose(swept, finals, rtol=1e-4))
     print(f"final best fitness of the swept and separate runs agree: {agree}")
-    best = W.best_config(result)
-    print(f"best config: {W.label(best[0])}, final best fitness {best[1]:.1f} (mean of seeds)")
+    best = engine_sweep.best_config(result)
+    print(f"best config: {engine_sweep.label(best[0])}, final best fitness {best[1]:.1f} (mean of seeds)")
     ratio = separate_s / sweep_s
     print(f"sweep speed-up over separate runs: {ratio:.1f}x (target >= {TARGET:g}x)")
     return 0 if ratio >= TARGET and result.compilations == 1 and agree else 1

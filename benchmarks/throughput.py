@@ -20,7 +20,8 @@ import optax
 
 import neuroevo as ne
 from benchmarks.common import machine, timed, timed_pair
-from neuroevo import strategy as S
+from neuroevo import rng
+from neuroevo.shaping import centered_ranks
 
 
 def rastrigin(x):
@@ -72,9 +73,9 @@ def bare_es(popsize, sigma, lr, x0, generations):
     def run(key):
         def step(carry, key):
             mean, opt_state = carry
-            z = S.normal(key, (half, mean.shape[0]))
+            z = rng.normal(key, (half, mean.shape[0]))
             f = -rastrigin(jnp.concatenate([mean + sigma * z, mean - sigma * z]))
-            w = S.centered_ranks(f)
+            w = centered_ranks(f)
             grad = (w[:half] - w[half:]) @ z / (popsize * sigma)
             updates, opt_state = opt.update(-grad, opt_state)
             return (mean + updates, opt_state), jnp.max(f)

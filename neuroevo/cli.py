@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-S = argparse.SUPPRESS  # only flags given on the command line reach the config
+SUPPRESS = argparse.SUPPRESS  # only flags given on the command line reach the config
 
 
 def _parse_hp(items: Sequence[str]) -> dict[str, Any]:
@@ -44,7 +44,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def train(args: argparse.Namespace) -> float:
-    from neuroevo import rl as T
+    from neuroevo import rl
 
     overrides = _overrides(args)
     resume = getattr(args, "resume", None)
@@ -55,10 +55,10 @@ def train(args: argparse.Namespace) -> float:
                 f"--resume continues a run with its own config; only --generations may change, "
                 f"got {', '.join('--' + c.replace('_', '-') for c in changed) or '--config'}"
             )
-        config = T.load_config(resume)
-        result = T.train(config, out=resume, resume=True, progress=not args.quiet, **overrides)
+        config = rl.load_config(resume)
+        result = rl.train(config, out=resume, resume=True, progress=not args.quiet, **overrides)
     else:
-        result = T.train(
+        result = rl.train(
             file=getattr(args, "config", None),
             out=getattr(args, "out", None),
             progress=not args.quiet,
@@ -69,24 +69,24 @@ def train(args: argparse.Namespace) -> float:
 
 
 def evaluate(args: argparse.Namespace) -> float:
-    from neuroevo import rl as T
+    from neuroevo import rl
 
-    value = T.evaluate_run(args.run_dir, episodes=args.episodes, seed=args.seed, which=args.which)
+    value = rl.evaluate_run(args.run_dir, episodes=args.episodes, seed=args.seed, which=args.which)
     print(f"evaluation return ({args.which} policy): {value:.2f}")
     if args.gif:
-        frames = T.render_gif(args.run_dir, args.gif, which=args.which, seed=args.seed or 0)
+        frames = rl.render_gif(args.run_dir, args.gif, which=args.which, seed=args.seed or 0)
         print(f"wrote {args.gif} ({frames} frames)")
     return value
 
 
 def bench_bbob(args: argparse.Namespace) -> None:
-    from neuroevo.bench import bbob as B
+    from neuroevo.bench import bbob
 
-    result = B.bbob_campaign(
+    result = bbob.bbob_campaign(
         strategy=args.strategy,
-        dimensions=B.parse_range(args.dimensions, "dimension"),
-        instances=B.parse_range(args.instances, "instance"),
-        functions=None if args.functions is None else B.parse_range(args.functions, "function"),
+        dimensions=bbob.parse_range(args.dimensions, "dimension"),
+        instances=bbob.parse_range(args.instances, "instance"),
+        functions=None if args.functions is None else bbob.parse_range(args.functions, "function"),
         suite=args.suite,
         budget_multiplier=args.budget_multiplier,
         out=args.out,
@@ -108,15 +108,16 @@ def bench_plot(args: argparse.Namespace) -> None:
 
 
 def sweep(args: argparse.Namespace) -> None:
-    from neuroevo.engine import sweep as W
+    from neuroevo.engine import sweep as engine_sweep
+    from neuroevo.rl.sweep_file import sweep_file
 
-    result = W.sweep_file(args.config, args.out)
-    config, score = W.best_config(result)
+    result = sweep_file(args.config, args.out)
+    config, score = engine_sweep.best_config(result)
     print(
         f"{len(result.configs)} configs x {len(result.keys)} seeds in {result.seconds:.1f} s "
         f"({result.compilations} compilation)"
     )
-    print(f"best config: {W.label(config)} (final best fitness {score:.4g}, mean over seeds)")
+    print(f"best config: {engine_sweep.label(config)} (final best fitness {score:.4g}, mean over seeds)")
     print(f"wrote {args.out}/sweep.csv and {args.out}/sweep.png")
 
 
@@ -128,24 +129,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="evolve a policy on a gymnax (or playground:NAME) environment",
         description="Settings come from the defaults, the env's preset, --config FILE, then flags.",
     )
-    t.add_argument("--config", default=S, metavar="FILE", help="a TOML or YAML file of settings")
-    t.add_argument("--env", default=S, help="gymnax id (CartPole-v1, Breakout-MinAtar...) or playground:NAME")
-    t.add_argument("--strategy", default=S, help="a name from `neuroevo strategies`")
-    t.add_argument("--popsize", type=int, default=S)
-    t.add_argument("--generations", type=int, default=S)
-    t.add_argument("--seed", type=int, default=S)
-    t.add_argument("--episodes", type=int, default=S, help="episodes per member per generation")
-    t.add_argument("--eval-episodes", type=int, default=S, help="episodes of the final evaluation")
-    t.add_argument("--hidden", default=S, help="hidden layer widths, e.g. 32,32")
-    t.add_argument("--network", default=S, choices=["mlp", "cnn"])
-    t.add_argument("--max-steps", type=int, default=S, help="episode length cap")
-    t.add_argument("--normalize-obs", action=argparse.BooleanOptionalAction, default=S)
-    t.add_argument("--chunk-size", type=int, default=S, help="members evaluated at once (memory bound)")
-    t.add_argument("--log-every", type=int, default=S, help="generations per compiled block")
-    t.add_argument("--checkpoint-every", type=int, default=S, help="generations between checkpoints")
-    t.add_argument("--hp", nargs="*", default=S, metavar="NAME=VALUE", help="strategy hyperparameters")
-    t.add_argument("--out", default=S, help="run directory: config, metrics, plot, params, checkpoints")
-    t.add_argument("--resume", default=S, metavar="DIR", help="continue the run in DIR from its checkpoint")
+    t.add_argument("--config", default=SUPPRESS, metavar="FILE", help="a TOML or YAML file of settings")
+    t.add_argument(
+        "--env", default=SUPPRESS, help="gymnax id (CartPole-v1, Breakout-MinAtar...) or playground:NAME"
+    )
+    t.add_argument("--strategy", default=SUPPRESS, help="a name from `neuroevo strategies`")
+    t.add_argument("--popsize", type=int, default=SUPPRESS)
+    t.add_argument("--generations", type=int, default=SUPPRESS)
+    t.add_argument("--seed", type=int, default=SUPPRESS)
+    t.add_argument("--episodes", type=int, default=SUPPRESS, help="episodes per member per generation")
+    t.add_argument("--eval-episodes", type=int, default=SUPPRESS, help="episodes of the final evaluation")
+    t.add_argument("--hidden", default=SUPPRESS, help="hidden layer widths, e.g. 32,32")
+    t.add_argument("--network", default=SUPPRESS, choices=["mlp", "cnn"])
+    t.add_argument("--max-steps", type=int, default=SUPPRESS, help="episode length cap")
+    t.add_argument("--normalize-obs", action=argparse.BooleanOptionalAction, default=SUPPRESS)
+    t.add_argument(
+        "--chunk-size", type=int, default=SUPPRESS, help="members evaluated at once (memory bound)"
+    )
+    t.add_argument("--log-every", type=int, default=SUPPRESS, help="generations per compiled block")
+    t.add_argument("--checkpoint-every", type=int, default=SUPPRESS, help="generations between checkpoints")
+    t.add_argument("--hp", nargs="*", default=SUPPRESS, metavar="NAME=VALUE", help="strategy hyperparameters")
+    t.add_argument(
+        "--out", default=SUPPRESS, help="run directory: config, metrics, plot, params, checkpoints"
+    )
+    t.add_argument(
+        "--resume", default=SUPPRESS, metavar="DIR", help="continue the run in DIR from its checkpoint"
+    )
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=train)
     e = sub.add_parser("eval", help="re-evaluate a trained policy, optionally drawing a GIF")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from neuroevo import cli
-from neuroevo.bench import bbob as B
+from neuroevo.bench import bbob as bench_bbob
 
 FIDS, INSTANCES, DIM = (1, 2, 8), (1, 2), 2
 
@@ -17,7 +17,7 @@ FIDS, INSTANCES, DIM = (1, 2, 8), (1, 2), 2
 @pytest.fixture(scope="module")
 def campaign(tmp_path_factory):
     out = tmp_path_factory.mktemp("bbob") / "cma_es"
-    result = B.bbob_campaign(
+    result = bench_bbob.bbob_campaign(
         "cma_es", (DIM,), INSTANCES, FIDS, budget_multiplier=200, out=out, seed=0, progress=False
     )
     return result, out
@@ -47,10 +47,10 @@ def test_hits_agree_with_trace(campaign):
         for k, e in enumerate(r.tdat_evals):
             if e > r.final_evals[p]:
                 continue
-            reached = r.tdat_best[p, k] <= B.LEVELS
+            reached = r.tdat_best[p, k] <= bench_bbob.LEVELS
             np.testing.assert_array_equal(reached, r.hit_evals[p] <= e)
         hit = np.isfinite(r.hit_evals[p])
-        assert (r.hit_delta[p, hit] <= B.LEVELS[hit]).all()
+        assert (r.hit_delta[p, hit] <= bench_bbob.LEVELS[hit]).all()
         assert (np.diff(r.hit_evals[p, hit]) >= 0).all()
         if r.final_evals[p] in r.tdat_evals:
             assert r.tdat_best[p, list(r.tdat_evals).index(r.final_evals[p])] == r.best_delta[p]
@@ -69,7 +69,7 @@ def test_cocopp_reads_and_processes(campaign, tmp_path):
         targets = [1e1, 1e-1, 1e-3, 1e-8]
         got = ds.detEvals(targets)
         for t, evals in zip(targets, got, strict=True):
-            j = int(np.argmin(np.abs(B.LEVELS - t)))
+            j = int(np.argmin(np.abs(bench_bbob.LEVELS - t)))
             order = np.argsort(r.instances[rows])
             mine = r.hit_evals[rows[order], j]
             np.testing.assert_array_equal(np.nan_to_num(np.asarray(evals, float), nan=np.inf), mine)
@@ -86,9 +86,9 @@ def test_cocopp_reads_and_processes(campaign, tmp_path):
 
 def test_ert_hand_example():
     # three runs: hit at 100 and 300; the third ends unsuccessful after 1000
-    assert B.ert([100, 300, np.inf], [150, 400, 1000]) == pytest.approx((100 + 300 + 1000) / 2)
-    assert B.ert([np.inf, np.inf], [10, 20]) == math.inf
-    assert B.ert([5], [5]) == 5.0
+    assert bench_bbob.ert([100, 300, np.inf], [150, 400, 1000]) == pytest.approx((100 + 300 + 1000) / 2)
+    assert bench_bbob.ert([np.inf, np.inf], [10, 20]) == math.inf
+    assert bench_bbob.ert([5], [5]) == 5.0
 
 
 def test_ert_table_matches_definition(campaign):
@@ -96,7 +96,7 @@ def test_ert_table_matches_definition(campaign):
     table = r.ert_table()
     for fid, row in table.items():
         m = r.fids == fid
-        j = int(np.argmin(np.abs(B.LEVELS - 1e-2)))
+        j = int(np.argmin(np.abs(bench_bbob.LEVELS - 1e-2)))
         hits = r.hit_evals[m, j]
         expected = (
             np.where(np.isfinite(hits), hits, r.final_evals[m]).sum() / np.isfinite(hits).sum()
@@ -107,11 +107,11 @@ def test_ert_table_matches_definition(campaign):
 
 
 def test_parse_range():
-    assert B.parse_range("1-3,5") == [1, 2, 3, 5]
-    assert B.parse_range("2") == [2]
+    assert bench_bbob.parse_range("1-3,5") == [1, 2, 3, 5]
+    assert bench_bbob.parse_range("2") == [2]
     for bad in ("1-", "a", "3-1", ""):
         with pytest.raises(ValueError):
-            B.parse_range(bad)
+            bench_bbob.parse_range(bad)
 
 
 @pytest.mark.parametrize(
@@ -131,7 +131,7 @@ def test_cli_bad_input(argv, message, tmp_path, capsys):
 
 def test_plot_several(campaign, tmp_path):
     _, out = campaign
-    paths = B.plot_ecdf([out, out], tmp_path / "ecdf.png")
+    paths = bench_bbob.plot_ecdf([out, out], tmp_path / "ecdf.png")
     assert [p.name for p in paths] == [f"ecdf_d{DIM}.png"] and paths[0].stat().st_size > 0
 
 
@@ -141,7 +141,7 @@ NOISY_FIDS = (101, 104)
 @pytest.fixture(scope="module")
 def noisy_campaign(tmp_path_factory):
     out = tmp_path_factory.mktemp("bbob-noisy") / "cma_es"
-    result = B.bbob_campaign(
+    result = bench_bbob.bbob_campaign(
         "cma_es", (DIM,), INSTANCES, NOISY_FIDS, budget_multiplier=100, out=out, progress=False,
         suite="bbob-noisy",
     )  # fmt: skip
@@ -170,7 +170,7 @@ def test_noisy_campaign_files_and_cocopp(noisy_campaign, tmp_path):
     for ds in dsl:
         rows = np.flatnonzero(r.fids == ds.funcId)
         got = ds.detEvals([1e-1])[0]
-        j = int(np.argmin(np.abs(B.LEVELS - 1e-1)))
+        j = int(np.argmin(np.abs(bench_bbob.LEVELS - 1e-1)))
         mine = r.hit_evals[rows[np.argsort(r.instances[rows])], j]
         np.testing.assert_array_equal(np.nan_to_num(np.asarray(got, float), nan=np.inf), mine)
     one = tmp_path / "cma_es"
@@ -184,16 +184,16 @@ def test_noisy_campaign_files_and_cocopp(noisy_campaign, tmp_path):
 
 def test_bad_suite_names_the_valid_ones():
     with pytest.raises(ValueError, match="bbob-noisy"):
-        B.bbob_campaign("cma_es", (2,), (1,), suite="bbob-largescale", progress=False)
+        bench_bbob.bbob_campaign("cma_es", (2,), (1,), suite="bbob-largescale", progress=False)
     with pytest.raises(ValueError, match="101"):
-        B.bbob_campaign("cma_es", (2,), (1,), (1,), suite="bbob-noisy", progress=False)
+        bench_bbob.bbob_campaign("cma_es", (2,), (1,), (1,), suite="bbob-noisy", progress=False)
 
 
 def test_processes_match_threads():
     """One process per dimension (the CPU default) gives the same campaign as threads."""
     kw = dict(dimensions=(2, 3), instances=(1, 2), functions=(1, 8), budget_multiplier=400, progress=False)
-    a = B.bbob_campaign("cma_es", processes=True, **kw)
-    b = B.bbob_campaign("cma_es", processes=False, **kw)
+    a = bench_bbob.bbob_campaign("cma_es", processes=True, **kw)
+    b = bench_bbob.bbob_campaign("cma_es", processes=False, **kw)
     for d in (2, 3):
         ra, rb = a.dimensions[d], b.dimensions[d]
         np.testing.assert_array_equal(ra.hit_evals, rb.hit_evals)
@@ -204,13 +204,13 @@ def test_processes_match_threads():
 
 def test_bad_hyperparameter_raises_before_any_process():
     with pytest.raises(ValueError, match="restarts"):
-        B.bbob_campaign("cma_es", (2, 3), (1,), (1,), 10, progress=False, restarts="sometimes")
+        bench_bbob.bbob_campaign("cma_es", (2, 3), (1,), (1,), 10, progress=False, restarts="sometimes")
 
 
 def test_failed_dimension_process_reports_its_error():
     job = ("no_such_strategy", 2, [1], [1], 20, 0, {}, 10)  # only the worker sees it (no early check)
     with pytest.raises(RuntimeError, match="(?s)dimension's process failed.*no_such_strategy"):
-        B._in_processes({2: job}, lambda *a: None, lambda r: None)
+        bench_bbob._in_processes({2: job}, lambda *a: None, lambda r: None)
 
 
 def test_forked_worker_in_a_fresh_process_matches_threads():
@@ -222,16 +222,17 @@ def test_forked_worker_in_a_fresh_process_matches_threads():
 
     code = (
         "import json, numpy as np\n"
-        "from neuroevo.bench import bbob as B\n"
-        "assert not B._backend_started()\n"
-        "r = B.bbob_campaign('cma_es', (2, 3), (1, 2), (1, 8), 100, progress=False, processes=True)\n"
-        "assert not B._backend_started()  # the parent never started one\n"
+        "from neuroevo.bench import bbob as bench_bbob\n"
+        "assert not bench_bbob._backend_started()\n"
+        "r = bench_bbob.bbob_campaign('cma_es', (2, 3), (1, 2), (1, 8), 100,"
+        " progress=False, processes=True)\n"
+        "assert not bench_bbob._backend_started()  # the parent never started one\n"
         "hits = {d: np.nan_to_num(r.dimensions[d].hit_evals, posinf=-1).tolist() for d in (2, 3)}\n"
         "print(json.dumps(hits))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     forked = json.loads(out.stdout.strip().splitlines()[-1])
-    threads = B.bbob_campaign("cma_es", (2, 3), (1, 2), (1, 8), 100, progress=False, processes=False)
+    threads = bench_bbob.bbob_campaign("cma_es", (2, 3), (1, 2), (1, 8), 100, progress=False, processes=False)
     for d in (2, 3):
         np.testing.assert_array_equal(
             forked[str(d)], np.nan_to_num(threads.dimensions[d].hit_evals, posinf=-1)

@@ -26,7 +26,7 @@ jax.config.update("jax_enable_x64", True)  # only cma_es's x0 is float64 (see be
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 import neuroevo as ne
-from neuroevo.engine import distributed as D
+from neuroevo.engine import distributed
 from neuroevo.engine.loop import evaluate_population, make_step
 
 mesh = ne.distributed.mesh()
@@ -72,7 +72,8 @@ for name, dtype in [("openai_es", jnp.float32), ("ga", jnp.float32), ("cma_es", 
 strategy = ne.strategies.make("openai_es", popsize=16)
 x0 = jnp.full(6, 1.5, jnp.float32)
 state = strategy.init(jax.random.key(0), x0)
-genotypes = jax.jit(lambda k, s: D.shard_population(strategy.ask(k, s)[0], mesh))(jax.random.key(1), state)
+ask = lambda k, s: distributed.shard_population(strategy.ask(k, s)[0], mesh)
+genotypes = jax.jit(ask)(jax.random.key(1), state)
 evaluation, _ = jax.jit(
     lambda k, s, g: evaluate_population(strategy, task, k, s, (), g, mesh=mesh)
 )(jax.random.key(2), state, genotypes)

@@ -9,7 +9,8 @@ import pytest
 import scipy.linalg
 
 import neuroevo as ne
-from neuroevo import strategy as S
+from neuroevo import perturbation
+from neuroevo.shaping import centered_ranks, nes_utilities
 
 D = 10
 # Problem 0: sphere. Problem 1: ellipsoid with condition number 1e2, optimum shifted off zero.
@@ -59,7 +60,7 @@ def test_optimises_sphere_and_shifted_ill_conditioned_quadratic(name, hp, genera
 
 
 def test_nes_utilities():
-    u = S.nes_utilities(jnp.array([1.0, jnp.nan, 3.0, -jnp.inf]))
+    u = nes_utilities(jnp.array([1.0, jnp.nan, 3.0, -jnp.inf]))
     raw = np.maximum(0.0, np.log(3.0) - np.log([1.0, 2.0, 3.0, 4.0]))
     by_rank = raw / raw.sum() - 0.25  # ranks: 3.0 first, 1.0 second, NaN and -inf last
     np.testing.assert_allclose(u, by_rank[[1, 2, 0, 3]], atol=1e-6)
@@ -84,7 +85,7 @@ def test_snes_tell_is_the_papers_update():
     x0, sigma, n = jnp.linspace(-1.0, 1.0, 6), 0.5, 8
     state, _, members, fitness, new = one_generation(ne.strategies.snes(n, sigma=sigma, dense=True), x0)
     s = (np.asarray(members) - np.asarray(x0)) / sigma
-    u = np.asarray(S.nes_utilities(fitness))
+    u = np.asarray(nes_utilities(fitness))
     eta_sigma = (3 + np.log(6)) / (5 * np.sqrt(6))
     np.testing.assert_allclose(new.mean, x0 + sigma * (u @ s), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(new.sigma, sigma * np.exp(eta_sigma / 2 * (u @ (s**2 - 1))), rtol=1e-5)
@@ -95,7 +96,7 @@ def test_xnes_tell_is_the_papers_update():
     xn = ne.strategies.xnes(n, sigma=sigma, dense=True)
     state, _, members, fitness, new = one_generation(xn, x0)
     s = (np.asarray(members) - np.asarray(x0)) / sigma  # B = I initially
-    u = np.asarray(S.nes_utilities(fitness))
+    u = np.asarray(nes_utilities(fitness))
     eta = 0.6 * (3 + np.log(d)) / (d * np.sqrt(d))
     g_m = (s.T * u) @ s - u.sum() * np.eye(d)
     g_sigma = np.trace(g_m) / d
@@ -108,8 +109,8 @@ def test_xnes_tell_is_the_papers_update():
 
 def as_dense(genotypes):
     """The compact genotypes' own noise, stored: the same members, regenerated nowhere."""
-    noise = jax.vmap(lambda g: jnp.sign(g.scale) * S.eps(g, D))(genotypes)
-    return S.Perturbation(genotypes.parent, jnp.abs(genotypes.scale), noise=noise)
+    noise = jax.vmap(lambda g: jnp.sign(g.scale) * perturbation.eps(g, D))(genotypes)
+    return perturbation.Perturbation(genotypes.parent, jnp.abs(genotypes.scale), noise=noise)
 
 
 @pytest.mark.parametrize(
@@ -228,7 +229,7 @@ def test_pgpe_tell_is_the_papers_symmetric_update_with_sigma_moving_at_most_20_p
     _, _, members, fitness, new = one_generation(pg, jnp.zeros(D))
     eps = np.asarray(members[:pairs])  # x0 = 0: member k is +eps_k, member pairs + k is -eps_k
     np.testing.assert_allclose(members[pairs:], -eps, atol=1e-6)
-    r = np.asarray(S.centered_ranks(fitness))
+    r = np.asarray(centered_ranks(fitness))
     r_plus, r_minus, sigma = r[:pairs], r[pairs:], np.asarray(sigma)
     g_mu = np.mean((r_plus - r_minus)[:, None] / 2 * eps, axis=0)
     g_sigma = np.mean(((r_plus + r_minus) / 2 - r.mean())[:, None] * (eps**2 - sigma**2) / sigma, axis=0)

@@ -11,7 +11,7 @@ import optax
 import pytest
 
 import neuroevo as ne
-from neuroevo.strategies import evosax_adapter as E
+from neuroevo.strategies import evosax_adapter
 
 
 def evolve_sphere(strategy, generations, x0=None):
@@ -36,7 +36,7 @@ def evolve_sphere(strategy, generations, x0=None):
 def test_every_evosax_algorithm_is_registered():
     from evosax.algorithms import algorithms
 
-    assert sorted(E.ALGORITHMS) == sorted(algorithms)
+    assert sorted(evosax_adapter.ALGORITHMS) == sorted(algorithms)
     evosax_names = [n for n in ne.strategies.names() if n.startswith("evosax:")]
     assert len(evosax_names) >= 30
     assert {"evosax:CMA_ES", "evosax:Open_ES", "evosax:SimpleGA", "evosax:PSO"} <= set(evosax_names)
@@ -67,7 +67,7 @@ def test_maximises(name, options, sigma, generations, threshold):
 
 def test_unknown_names_raise():
     with pytest.raises(ValueError, match=r"unknown evosax algorithm 'CMAES'.*'CMA_ES'"):
-        E.evosax_strategy("CMAES")
+        evosax_adapter.evosax_strategy("CMAES")
     with pytest.raises(ValueError, match=r"unknown strategy 'evosax:CMAES'.*evosax:CMA_ES"):
         ne.strategies.make("evosax:CMAES")
     with pytest.raises(ValueError, match=r"unknown params field\(s\) \['c_meen'\].*'c_mean'"):
@@ -81,7 +81,10 @@ def test_unknown_names_raise():
 
 
 def test_sigma_targets():
-    targets = {name: E.sigma_target(E.algorithm_class(name)) for name in E.ALGORITHMS}
+    targets = {
+        name: evosax_adapter.sigma_target(evosax_adapter.algorithm_class(name))
+        for name in evosax_adapter.ALGORITHMS
+    }
     assert targets["CMA_ES"] == targets["SNES"] == targets["MR15_GA"] == targets["SV_CMA_ES"] == "std_init"
     assert targets["Open_ES"] == targets["ARS"] == targets["SimpleGA"] == "std_schedule"
     assert targets["GradientlessDescent"] == "radius_max"

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import neuroevo as ne
-from neuroevo import strategy as S
+from neuroevo import perturbation, rng
 from neuroevo.strategies import ga_ops as ops
+from neuroevo.strategy import ravel
 
 A = jnp.arange(1.0, 11.0)
 B = -jnp.arange(1.0, 11.0)
@@ -186,7 +187,7 @@ def test_mate_choice_in_the_ga_follows_and_inherits_the_preferences():
     # with the child's step and its own noise: new parent j is member 63 - j.
     for j in range(8):
         i = 63 - j
-        noise = S.normal(jax.random.wrap_key_data(g.pref_seed[i]), (3,))
+        noise = rng.normal(jax.random.wrap_key_data(g.pref_seed[i]), (3,))
         np.testing.assert_allclose(new.preferences[j], ideal + g.scale[i] * noise, rtol=1e-6)
     assert not np.array_equal(new.preferences, state.preferences)  # ideals evolve with their owners
 
@@ -237,11 +238,11 @@ def test_lineage_rebuilds_the_network_bit_for_bit_after_50_generations(dense):
         jax.tree_util.tree_leaves(rebuilt), jax.tree_util.tree_leaves(state.best_solution), strict=True
     ):
         np.testing.assert_array_equal(r, b)
-    dim = S.ravel(x0).shape[0]
+    dim = ravel(x0).shape[0]
     assert len(chain) < 4 * dim  # smaller than the dense network
     # Parents too, with x0 given instead of its key.
     member = ne.strategies.ga.decode_lineage(ne.strategies.ga.encode(state, index=2), x0)
-    np.testing.assert_array_equal(S.ravel(member), state.parents[2])
+    np.testing.assert_array_equal(ravel(member), state.parents[2])
 
 
 def test_lineage_overflow_and_misuse_raise():
@@ -290,7 +291,7 @@ def test_bad_hyperparameters_raise_value_error(kwargs, match):
 def test_defaults_are_the_plain_deep_ga():
     ga = ne.strategies.ga(16)
     g, state = jax.jit(ga.ask)(jax.random.key(1), jax.jit(ga.init)(jax.random.key(0), jnp.zeros(3)))
-    assert type(g) is S.Perturbation and state.parents.shape == (2, 3)
+    assert type(g) is perturbation.Perturbation and state.parents.shape == (2, 3)
     assert state.parent_sigma is None and state.preferences is None and state.lineage is None
     assert ne.strategies.ga(16, selection="tournament").init(
         jax.random.key(0), jnp.zeros(3)

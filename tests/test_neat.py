@@ -279,7 +279,7 @@ def test_bad_input_names_the_problem():
         ne.strategies.make("neat", popsize=8, max_conns=4).init(jax.random.key(0), neat_nn.template(3, 2))
     with pytest.raises(ValueError, match="unknown activation 'swish'"):
         ne.strategies.make("neat", popsize=8, activation="swish")
-    with pytest.raises(ValueError, match="max_species must be a positive int"):
+    with pytest.raises(ValueError, match="max_species must be at least 1"):
         ne.strategies.make("neat", popsize=8, max_species=0)
     with pytest.raises(ValueError, match="has 2 inputs, got an input of shape"):
         neat_nn.forward(neat_nn.template(2, 1), jnp.ones(3))

@@ -142,7 +142,7 @@ def test_novelty_search_on_gymnax_with_final_obs():
         ne.evolve(jax.random.key(2), wrong, task, x0, 1)
 
 
-@pytest.mark.parametrize("shaping", [None, ne.strategy.nes_utilities])
+@pytest.mark.parametrize("shaping", [None, ne.shaping.nes_utilities])
 def test_ns_es_steps_along_the_shaped_novelty(shaping):
     """The agent's first (Adam) step has the sign of sum_i shaping(novelty)_i * eps_i (centre pair out)."""
     extra = {} if shaping is None else {"shaping": shaping}
@@ -152,7 +152,7 @@ def test_ns_es_steps_along_the_shaped_novelty(shaping):
     members = ne.population(strategy, state, genotypes) - state.mean
     descriptors = jax.random.normal(jax.random.key(2), (8, 2))
     novelty = nov.novelty(descriptors, state.archive, descriptors, k=10)
-    weights = (shaping or ne.strategy.centered_ranks)(novelty).at[0].set(0.0).at[4].set(0.0)
+    weights = (shaping or ne.shaping.centered_ranks)(novelty).at[0].set(0.0).at[4].set(0.0)
     expected = np.sign(np.asarray(weights @ members))
     m = int(state.current)
     after = strategy.tell(jax.random.key(3), state, genotypes, jnp.zeros(8), descriptors)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import neuroevo as ne
-from neuroevo.engine import pbt as P
+from neuroevo.engine import pbt
 
 GRID = {"sigma": [0.05, 0.1, 0.2], "learning_rate": [0.01, 0.1]}
 
@@ -35,28 +35,28 @@ def es_states(members: int):
 def test_exploit_copies_states_exactly():
     states = es_states(8)
     score = jnp.asarray([3.0, -1.0, 7.0, jnp.nan, 5.0, 0.0, 9.0, 2.0])
-    count = P.truncation_count(8, 0.25)
+    count = pbt.truncation_count(8, 0.25)
     assert count == 2
-    source = np.asarray(P.exploit(jax.random.key(4), score, count))
-    copied = P.take(states, source)
+    source = np.asarray(pbt.exploit(jax.random.key(4), score, count))
+    copied = pbt.take(states, source)
     bottom, top = {3, 1}, {6, 2}  # NaN ranks lowest
     for m in range(8):
         assert (source[m] in top) if m in bottom else (source[m] == m)
         for before, after in zip(jax.tree.leaves(states), jax.tree.leaves(copied), strict=True):
             np.testing.assert_array_equal(np.asarray(after[m]), np.asarray(before[source[m]]))
     # Every source among the top is reachable: over many keys both are drawn.
-    drawn = {int(P.exploit(jax.random.key(k), score, count)[1]) for k in range(20)}
+    drawn = {int(pbt.exploit(jax.random.key(k), score, count)[1]) for k in range(20)}
     assert drawn == top
 
 
 def test_explore_moves_only_replaced_members_within_bounds():
     spaces = {
-        "sigma": P.Space(0.05, 0.2, False, (0.05, 0.1, 0.2)),  # a grid
-        "learning_rate": P.Space(1e-3, 0.1, True, None),  # a log range
+        "sigma": pbt.Space(0.05, 0.2, False, (0.05, 0.1, 0.2)),  # a grid
+        "learning_rate": pbt.Space(1e-3, 0.1, True, None),  # a log range
     }
     hp = {"sigma": jnp.full(64, 0.1), "learning_rate": jnp.full(64, 0.09)}
     replaced = jnp.arange(64) % 2 == 0
-    new = P.explore(jax.random.key(0), hp, replaced, spaces, (0.8, 1.2), resample_prob=0.3)
+    new = pbt.explore(jax.random.key(0), hp, replaced, spaces, (0.8, 1.2), resample_prob=0.3)
     for name, space in spaces.items():
         value, old = np.asarray(new[name]), np.asarray(hp[name])
         kept = ~np.asarray(replaced)

@@ -9,7 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import neuroevo as ne
-from neuroevo import strategy as S
+from neuroevo import rng
+from neuroevo.shaping import centered_ranks
+from neuroevo.sorting import argsort, median, sort_floats
 
 SPHERE = ne.tasks.function(ne.tasks.sphere)
 X0 = 3.0 * jnp.ones(10)
@@ -59,7 +61,7 @@ def test_compact_mirrored_pairs_and_chunked_gradient_match_dense_formula():
     np.testing.assert_allclose(members[:4] - x0, -(members[4:] - x0), rtol=1e-5, atol=1e-6)  # mirrored
     fitness = jnp.array([3.0, -1.0, 0.5, 2.0, 7.0, 1.0, -2.0, 0.0])
     new = es.tell(jax.random.key(2), state, g, fitness)
-    w = S.centered_ranks(fitness)
+    w = centered_ranks(fitness)
     expected_grad = (w @ (members - x0)) / (pop * sigma**2)
     np.testing.assert_allclose(new.mean - x0, expected_grad, rtol=1e-4, atol=1e-6)
 
@@ -103,10 +105,10 @@ def test_ga_elite_is_carried_unchanged_and_truncation_keeps_the_top(dense):
 
 
 def test_fast_normal_is_standard_normal():
-    z = np.asarray(S.normal(jax.random.key(0), (200_000,)))
+    z = np.asarray(rng.normal(jax.random.key(0), (200_000,)))
     assert abs(z.mean()) < 0.01 and abs(z.std() - 1.0) < 0.01
     assert abs(np.mean(z**4) - 3.0) < 0.05  # Gaussian kurtosis
-    assert S.normal(jax.random.key(0), (3,), jnp.float16).dtype == jnp.float16
+    assert rng.normal(jax.random.key(0), (3,), jnp.float16).dtype == jnp.float16
 
 
 # --------------------------------------------------------------------------- #
@@ -130,7 +132,7 @@ def test_argsort_is_a_stable_argsort(values):
                 with np.errstate(over="ignore"):
                     x = np.asarray(values, dtype)
                 want = np.argsort(np.where(x == 0, 0.0, x), kind="stable")
-                np.testing.assert_array_equal(np.asarray(jax.jit(S.argsort)(jnp.asarray(x))), want)
+                np.testing.assert_array_equal(np.asarray(jax.jit(argsort)(jnp.asarray(x))), want)
 
 
 def test_argsort_float64_orders_distinct_values_exactly_at_realistic_gaps():
@@ -139,7 +141,7 @@ def test_argsort_float64_orders_distinct_values_exactly_at_realistic_gaps():
         x = rng.normal(size=(7, 80)) * 10.0 ** rng.integers(-12, 12, size=(7, 1))
         x[:, ::5] = x[:, :1]  # ties keep index order
         np.testing.assert_array_equal(
-            np.asarray(S.argsort(jnp.asarray(x))), np.argsort(x, axis=1, kind="stable")
+            np.asarray(argsort(jnp.asarray(x))), np.argsort(x, axis=1, kind="stable")
         )
 
 
@@ -151,9 +153,9 @@ def test_sort_floats_and_median_are_exact(values):
             with np.errstate(over="ignore"):
                 x = np.asarray(values, dtype)
             np.testing.assert_array_equal(
-                np.asarray(S.sort_floats(jnp.asarray(x))), np.sort(np.where(x == 0, 0.0, x))
+                np.asarray(sort_floats(jnp.asarray(x))), np.sort(np.where(x == 0, 0.0, x))
             )
-            got, want = float(S.median(jnp.asarray(x))), float(np.median(x))
+            got, want = float(median(jnp.asarray(x))), float(np.median(x))
             assert got == want or (np.isnan(got) and np.isnan(want))
 
 
@@ -163,10 +165,10 @@ def test_hash_bits_blocks_and_normals():
     from scipy import stats
 
     k1, k2 = jax.random.split(jax.random.key(3))
-    whole = np.asarray(S.hash_bits(k1, 1000))
-    np.testing.assert_array_equal(np.asarray(S.hash_bits(k1, 300, offset=500)), whole[500:800])
-    assert (np.asarray(S.hash_bits(k2, 1000)) != whole).mean() > 0.99
-    z = np.asarray(S.normal_from_words(S.hash_bits(k1, 200_000)), np.float64)
+    whole = np.asarray(rng.hash_bits(k1, 1000))
+    np.testing.assert_array_equal(np.asarray(rng.hash_bits(k1, 300, offset=500)), whole[500:800])
+    assert (np.asarray(rng.hash_bits(k2, 1000)) != whole).mean() > 0.99
+    z = np.asarray(rng.normal_from_words(rng.hash_bits(k1, 200_000)), np.float64)
     assert abs(z.mean()) < 0.01 and abs(z.var() - 1) < 0.01
     assert stats.kstest(z, "norm").pvalue > 1e-3
     assert np.abs(z).max() < 5.5

@@ -70,7 +70,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from neuroevo import strategy as S
+from neuroevo import rng
 from neuroevo.bbob import NAMES, NOISY_NAMES, NoisyBBOBFunction, function
 from neuroevo.bbob import noisy as noise_models
 
@@ -265,7 +265,7 @@ def live_normals(key, counts, capacity, dim, dtype, block=2048):
     size = block * dim
 
     def body(i, pool):
-        z = S.normal_from_words(S.hash_bits(key, size, offset=i * size))
+        z = rng.normal_from_words(rng.hash_bits(key, size, offset=i * size))
         return jax.lax.dynamic_update_slice_in_dim(pool, z, i * size, axis=0)
 
     pool = jax.lax.fori_loop(0, n_blocks, body, jnp.zeros((rows * dim,), jnp.float32)).reshape(rows, dim)

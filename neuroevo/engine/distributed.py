@@ -19,8 +19,7 @@ from typing import Any
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding
-from jax.sharding import PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 PyTree = Any
 
@@ -71,9 +70,9 @@ def is_main_process() -> bool:
     return jax.process_index() == 0
 
 
-def population_spec(mesh: Mesh) -> P:
+def population_spec(mesh: Mesh) -> PartitionSpec:
     """The leading (population) axis split over every axis of ``mesh``."""
-    return P(tuple(mesh.axis_names))
+    return PartitionSpec(tuple(mesh.axis_names))
 
 
 def check_divisible(popsize: int, mesh: Mesh, what: str = "popsize") -> None:
@@ -89,7 +88,7 @@ def shard_population(tree: PyTree, mesh: Mesh | None, axis: int = 0) -> PyTree:
     """Constrain the population axis (``axis``) of every leaf to be split over ``mesh`` (in a jit)."""
     if mesh is None:
         return tree
-    spec = P(*([None] * axis), *population_spec(mesh))
+    spec = PartitionSpec(*([None] * axis), *population_spec(mesh))
     return jax.lax.with_sharding_constraint(tree, NamedSharding(mesh, spec))
 
 
@@ -97,9 +96,9 @@ def replicate(tree: PyTree, mesh: Mesh | None) -> PyTree:
     """Constrain every leaf of ``tree`` to be replicated on every device of ``mesh`` (in a jit)."""
     if mesh is None:
         return tree
-    return jax.lax.with_sharding_constraint(tree, NamedSharding(mesh, P()))
+    return jax.lax.with_sharding_constraint(tree, NamedSharding(mesh, PartitionSpec()))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
     """The sharding that keeps a whole copy on every device of ``mesh``."""
-    return NamedSharding(mesh, P())
+    return NamedSharding(mesh, PartitionSpec())

@@ -19,9 +19,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from neuroevo import strategy as S
-from neuroevo.engine import distributed as D
-from neuroevo.strategy import Strategy
+from neuroevo.engine import distributed
+from neuroevo.shaping import sanitize
+from neuroevo.strategy import Strategy, check_fitness, chunk_length, population, population_size
 from neuroevo.tasks.base import Evaluation, Task
 
 PyTree = Any
@@ -45,13 +45,13 @@ def evaluate_population(
     size not above it is used. With a ``mesh`` each chunk's members are split
     over its devices.
     """
-    n = S.population_size(genotypes)
-    c = S.chunk_length(n, chunk_size)
-    decode = lambda g: D.shard_population(S.population(strategy, state, g), mesh)
+    n = population_size(genotypes)
+    c = chunk_length(n, chunk_size)
+    decode = lambda g: distributed.shard_population(population(strategy, state, g), mesh)
     if c == n:
         return task.evaluate(key, task_state, decode(genotypes))
     chunks = jax.tree_util.tree_map(lambda x: x.reshape((n // c, c) + x.shape[1:]), genotypes)
-    chunks = D.shard_population(chunks, mesh, axis=1)
+    chunks = distributed.shard_population(chunks, mesh, axis=1)
 
     def body(ts, g):
         evaluation, ts = task.evaluate(key, ts, decode(g))
@@ -64,7 +64,7 @@ def evaluate_population(
 def check_evaluation(evaluation: Evaluation, n: int) -> None:
     if not isinstance(evaluation, Evaluation):
         raise ValueError(f"task.evaluate must return (Evaluation, task_state), got {type(evaluation)}")
-    S.check_fitness(evaluation.fitness, n, "task fitness")
+    check_fitness(evaluation.fitness, n, "task fitness")
 
 
 def make_step(
@@ -80,14 +80,14 @@ def make_step(
         state, task_state = carry
         k_ask, k_eval, k_tell = jax.random.split(key, 3)
         genotypes, state = strategy.ask(k_ask, state)
-        genotypes = D.shard_population(genotypes, mesh)
+        genotypes = distributed.shard_population(genotypes, mesh)
         evaluation, task_state = evaluate_population(
             strategy, task, k_eval, state, task_state, genotypes, chunk_size, mesh
         )
-        check_evaluation(evaluation, S.population_size(genotypes))
+        check_evaluation(evaluation, population_size(genotypes))
         state = strategy.tell(k_tell, state, genotypes, evaluation.fitness, evaluation.descriptor)
-        state, task_state = D.replicate((state, task_state), mesh)
-        fitness = S.sanitize(evaluation.fitness)
+        state, task_state = distributed.replicate((state, task_state), mesh)
+        fitness = sanitize(evaluation.fitness)
         finite = jnp.isfinite(fitness)
         metrics = {
             "best": jnp.asarray(state.best_fitness, jnp.float32),
@@ -144,10 +144,10 @@ def run(
     if mesh is not None:
         check_mesh(strategy, jax.eval_shape(init)[0], mesh, chunk_size)
     # With a mesh the carry lives replicated on all its devices (of every process).
-    out_whole = {} if mesh is None else dict(out_shardings=D.replicated(mesh))
-    in_out_whole = {} if mesh is None else dict(out_whole, in_shardings=D.replicated(mesh))
+    out_whole = {} if mesh is None else dict(out_shardings=distributed.replicated(mesh))
+    in_out_whole = {} if mesh is None else dict(out_whole, in_shardings=distributed.replicated(mesh))
     carry = jax.jit(init, **out_whole)()
-    main = D.is_main_process()  # only process 0 logs (callbacks, progress bar)
+    main = distributed.is_main_process()  # only process 0 logs (callbacks, progress bar)
     history: dict[str, list] = {}
     done = 0
     manager = None
@@ -219,11 +219,11 @@ def run(
 def check_mesh(strategy: Strategy, state: Any, mesh: jax.sharding.Mesh, chunk_size: int | None) -> None:
     """Raise ``ValueError`` (before compiling) unless the population splits evenly over ``mesh``."""
     genotypes, _ = jax.eval_shape(strategy.ask, jax.random.key(0), state)
-    n = S.population_size(genotypes)
-    D.check_divisible(n, mesh)
-    c = S.chunk_length(n, chunk_size)
+    n = population_size(genotypes)
+    distributed.check_divisible(n, mesh)
+    c = chunk_length(n, chunk_size)
     if c != n:
-        D.check_divisible(c, mesh, "chunk size")
+        distributed.check_divisible(c, mesh, "chunk size")
 
 
 def evolve(

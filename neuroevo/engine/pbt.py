@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from neuroevo import strategy as S
+from neuroevo.shaping import sanitize
 
 PyTree = Any
 
@@ -165,7 +165,7 @@ def exploit(key: jax.Array, score: jax.Array, count: int) -> jax.Array:
     uniformly from the ``count`` highest; every other member keeps its own.
     """
     members = score.shape[0]
-    order = jnp.argsort(S.sanitize(score))  # ascending: the worst first
+    order = jnp.argsort(sanitize(score))  # ascending: the worst first
     picks = order[members - count :][jax.random.randint(key, (count,), 0, count)]
     return jnp.arange(members).at[order[:count]].set(picks)
 
@@ -207,7 +207,7 @@ def score_of(metrics: dict[str, jax.Array], metric: str, window: int) -> jax.Arr
     if metric not in metrics:
         known = ", ".join(sorted(metrics))
         raise ValueError(f"pbt.metric {metric!r} is not a run metric; the run's are {known}")
-    return jnp.mean(S.sanitize(metrics[metric][:, -window:]), axis=1)
+    return jnp.mean(sanitize(metrics[metric][:, -window:]), axis=1)
 
 
 # --------------------------------------------------------------------------- #

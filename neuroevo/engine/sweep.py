@@ -33,8 +33,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding
 
-from neuroevo.engine import distributed as D
-from neuroevo.engine import pbt as P
+from neuroevo.engine import distributed
+from neuroevo.engine import pbt as population_based
 from neuroevo.engine.loop import make_step
 from neuroevo.tasks.base import Task
 
@@ -285,7 +285,7 @@ def sweep(
     generations: int,
     chunk_size: int | None = None,
     mesh: jax.sharding.Mesh | None = None,
-    pbt: P.PBT | None = None,
+    pbt: population_based.PBT | None = None,
 ) -> SweepResult:
     """Run every config x seed of ``make_strategy`` on ``task`` as one ``jit(vmap(...))`` program.
 
@@ -315,11 +315,11 @@ def sweep(
     names = tuple(configs[0])
     members = len(configs) * seeds
     if pbt is not None:
-        P.check(pbt, names, len(configs), generations)
+        population_based.check(pbt, names, len(configs), generations)
         if mesh is not None:
             raise ValueError("mesh= is not supported with pbt= yet: run PBT on one device")
     if mesh is not None:
-        D.check_divisible(members, mesh, "configs x seeds")
+        distributed.check_divisible(members, mesh, "configs x seeds")
     keys = jax.random.split(k_seeds, seeds)
     if pbt is not None:
         return pbt_sweep(make_strategy, task, x0, configs, keys, generations, chunk_size, pbt, grid, samples)
@@ -327,14 +327,26 @@ def sweep(
     hp = {n: jnp.repeat(jnp.asarray([c[n] for c in configs]), seeds) for n in names}
     member_keys = jnp.tile(keys, len(configs))
     run = jax.vmap(member_run(make_strategy, task, x0, generations, chunk_size))
-    split = {} if mesh is None else dict(in_shardings=NamedSharding(mesh, D.population_spec(mesh)))
-    program = jax.jit(run, **split)
+    split = {} if mesh is None else dict(in_shardings=NamedSharding(mesh, distributed.population_spec(mesh)))
+    program, traces = _counting_jit(run, **split)
     t0 = time.perf_counter()
     states, metrics = program(member_keys, hp)
     history = {k: np.asarray(v).reshape(len(configs), seeds, generations) for k, v in metrics.items()}
     seconds = time.perf_counter() - t0
     states = jax.tree_util.tree_map(lambda x: x.reshape((len(configs), seeds) + x.shape[1:]), states)
-    return SweepResult(names, configs, keys, history, states, program._cache_size(), seconds)
+    return SweepResult(names, configs, keys, history, states, traces(), seconds)
+
+
+def _counting_jit(fn: Callable, **jit_kwargs) -> tuple[Callable, Callable[[], int]]:
+    """``(jit(fn), traces)``: ``traces()`` is how many times the program was traced, i.e.
+    compiled (each trace of a fresh ``jit`` is one compilation)."""
+    count = [0]
+
+    def counted(*args):
+        count[0] += 1
+        return fn(*args)
+
+    return jax.jit(counted, **jit_kwargs), lambda: count[0]
 
 
 def pbt_sweep(make_strategy, task, x0, configs, keys, generations, chunk_size, pbt, grid, samples):
@@ -343,14 +355,14 @@ def pbt_sweep(make_strategy, task, x0, configs, keys, generations, chunk_size, p
 
     names = tuple(configs[0])
     ranges = None if samples is None else {n: parse_range(n, spec) for n, spec in samples.items()}
-    population = P.population_run(
+    population = population_based.population_run(
         member_start(make_strategy, task, x0),
         member_steps(make_strategy, task, pbt.interval, chunk_size),
         pbt,
-        P.spaces(pbt, names, grid, ranges),
+        population_based.spaces(pbt, names, grid, ranges),
         generations // pbt.interval,
     )
-    program = jax.jit(jax.vmap(population, in_axes=(0, None)))
+    program, traces = _counting_jit(jax.vmap(population, in_axes=(0, None)))
     hp = {n: jnp.asarray([c[n] for c in configs]) for n in names}
     t0 = time.perf_counter()
     (states, _), metrics, schedule, parents = program(keys, hp)
@@ -366,59 +378,12 @@ def pbt_sweep(make_strategy, task, x0, configs, keys, generations, chunk_size, p
         keys,
         history,
         states,
-        program._cache_size(),
+        traces(),
         seconds,
         schedule,
         config_first(parents),
         pbt.interval,
     )
-
-
-# --------------------------------------------------------------------------- #
-# From a config file (``neuroevo sweep CONFIG --out DIR``)
-# --------------------------------------------------------------------------- #
-
-SWEEP_KEYS = ("grid", "samples", "num_samples", "seeds")
-
-
-def sweep_file(path: str, out: str) -> SweepResult:
-    """Run the sweep a TOML/YAML file describes; write ``sweep.csv`` and ``sweep.png`` under ``out``.
-
-    The file holds ``neuroevo train`` settings (env, strategy, popsize,
-    generations, seed, hidden, fixed ``hp`` ...) plus ``seeds`` and either a
-    ``grid`` table (name -> list of values) or a ``samples`` table (name ->
-    ``[low, high, "log"|"linear"]``) with ``num_samples``.
-    """
-    import os
-
-    from neuroevo import rl
-
-    table = rl.read_config_file(path)
-    settings = {k: table.pop(k) for k in SWEEP_KEYS if k in table}
-    config = rl.resolve(**table)
-    task = rl.make_task(config)
-    k_params, k_run, _ = rl.run_keys(config["seed"])
-    x0 = task.init_solution(k_params)
-
-    def make_strategy(**hp):
-        return rl.make_strategy(dict(config, hp=dict(config["hp"], **hp)))
-
-    result = sweep(
-        k_run,
-        make_strategy,
-        task,
-        x0,
-        grid=settings.get("grid"),
-        samples=settings.get("samples"),
-        num_samples=settings.get("num_samples", 8),
-        seeds=settings.get("seeds", 1),
-        generations=config["generations"],
-        chunk_size=config["chunk_size"],
-    )
-    os.makedirs(out, exist_ok=True)
-    result.to_csv(os.path.join(out, "sweep.csv"))
-    result.plot(os.path.join(out, "sweep.png"), title=f"{config['strategy']} on {config['env']}")
-    return result
 
 
 def best_config(result: SweepResult) -> tuple[dict[str, float], float]:

@@ -35,7 +35,18 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from neuroevo import strategy as S
+from neuroevo import perturbation
+from neuroevo.shaping import sanitize
+from neuroevo.strategy import (
+    Strategy,
+    check_fitness,
+    check_popsize,
+    population_size,
+    ravel,
+    search_start,
+    search_step,
+    static_int,
+)
 
 PyTree = Any
 
@@ -50,7 +61,7 @@ class ARSState(NamedTuple):
 
 def finite_returns(fitness: jax.Array) -> jax.Array:
     """NaN/-inf -> the worst finite value, +inf -> the best; all zeros if none is finite."""
-    f = S.sanitize(fitness)
+    f = sanitize(fitness)
     finite = jnp.isfinite(f)
     lo = jnp.min(jnp.where(finite, f, jnp.inf))
     hi = jnp.max(jnp.where(finite, f, -jnp.inf))
@@ -66,7 +77,7 @@ def ars(
     version: int = 1,
     dense: bool | None = None,
     chunk_size: int | None = None,
-) -> S.Strategy:
+) -> Strategy:
     """Build ARS.
 
     Args:
@@ -80,45 +91,44 @@ def ars(
         from the population's size (None).
       chunk_size: members whose noise is regenerated at once in ``tell`` when compact.
     """
-    S.check_popsize(popsize, even=True)
+    check_popsize(popsize, even=True)
     n_dir = popsize // 2
-    b = n_dir if top_k is None else top_k
-    if isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= n_dir:
-        raise ValueError(
-            f"top_k must be an int between 1 and popsize/2 = {n_dir} (the number of directions), "
-            f"got {top_k!r}"
-        )
+    b = n_dir if top_k is None else static_int("top_k", top_k, 1, n_dir, f"popsize/2 = {n_dir} directions")
     if version not in (1, 2):
         raise ValueError(f"version must be 1 or 2 (ARS V1 or V2), got {version!r}")
 
     def init(key: jax.Array, x0: PyTree) -> ARSState:
         del key
-        flat, fields = S.search_start(x0)
+        flat, fields = search_start(x0)
         return ARSState(sigma=jnp.asarray(sigma, flat.dtype), **fields)
 
-    def ask(key: jax.Array, state: ARSState) -> tuple[S.Perturbation, ARSState]:
-        flat = S.ravel(state.mean)
-        return S.perturbations(key, popsize, flat.shape[0], state.sigma, dense=dense, dtype=flat.dtype), state
+    def ask(key: jax.Array, state: ARSState) -> tuple[perturbation.Perturbation, ARSState]:
+        flat = ravel(state.mean)
+        return perturbation.perturbations(
+            key, popsize, flat.shape[0], state.sigma, dense=dense, dtype=flat.dtype
+        ), state
 
-    def decode(state: ARSState, genotype: S.Perturbation) -> PyTree:
-        return S.perturb(state.mean, genotype)
+    def decode(state: ARSState, genotype: perturbation.Perturbation) -> PyTree:
+        return perturbation.perturb(state.mean, genotype)
 
-    def tell(key, state: ARSState, genotypes: S.Perturbation, fitness, descriptors=None) -> ARSState:
+    def tell(
+        key, state: ARSState, genotypes: perturbation.Perturbation, fitness, descriptors=None
+    ) -> ARSState:
         del key, descriptors
-        fitness = S.check_fitness(fitness, S.population_size(genotypes))
-        flat = S.ravel(state.mean)
+        fitness = check_fitness(fitness, population_size(genotypes))
+        flat = ravel(state.mean)
         d = flat.shape[0]
 
         r = finite_returns(fitness)
         r_plus, r_minus = r[:n_dir], r[n_dir:]
         _, top = jax.lax.top_k(jnp.maximum(r_plus, r_minus), b)
         sigma_r = jnp.std(jnp.concatenate([r_plus[top], r_minus[top]]))
-        r_diff, _, base = S.antithetic(r, genotypes)
+        r_diff, _, base = perturbation.antithetic(r, genotypes)
         coeffs = jnp.zeros_like(r_diff).at[top].set(r_diff[top])
-        chunk = chunk_size or S.default_noise_chunk(d)
-        step = S.weighted_eps_sum(coeffs, base, d, chunk, flat.dtype)
+        chunk = chunk_size or perturbation.default_noise_chunk(d)
+        step = perturbation.weighted_eps_sum(coeffs, base, d, chunk, flat.dtype)
         mean = flat + learning_rate / (b * jnp.where(sigma_r > 0, sigma_r, 1.0)) * step
 
-        return ARSState(sigma=state.sigma, **S.search_step(decode, state, genotypes, fitness, mean))
+        return ARSState(sigma=state.sigma, **search_step(decode, state, genotypes, fitness, mean))
 
-    return S.Strategy(init, ask, tell, decode)
+    return Strategy(init, ask, tell, decode)

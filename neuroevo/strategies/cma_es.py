@@ -63,7 +63,19 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from neuroevo import strategy as S
+from neuroevo.shaping import sanitize
+from neuroevo.sorting import argsort, median
+from neuroevo.strategy import (
+    Strategy,
+    check_fitness,
+    check_popsize,
+    check_x0,
+    population_size,
+    ravel,
+    static_int,
+    unravel_like,
+    update_best,
+)
 
 PyTree = Any
 
@@ -192,7 +204,7 @@ def cma_es(
     tolflatfitness: int = 1,
     stagnation: bool = True,
     cycle: bool = False,
-) -> S.Strategy:
+) -> Strategy:
     """Build CMA-ES (``separable=True``: sep-CMA-ES, O(n) memory and time per sample).
 
     Args:
@@ -217,13 +229,9 @@ def cma_es(
     if cycle and restarts is None:
         raise ValueError("cycle=True needs restarts ('ipop' or 'bipop')")
     if popsize is not None:
-        S.check_popsize(popsize, minimum=4)
-    if not isinstance(max_restarts, int) or isinstance(max_restarts, bool) or not 0 <= max_restarts <= 16:
-        raise ValueError(
-            f"max_restarts must be an int in [0, 16] (the capacity doubles with each), got {max_restarts!r}"
-        )
-    if not isinstance(tolflatfitness, int) or tolflatfitness < 1:
-        raise ValueError(f"tolflatfitness must be a positive int, got {tolflatfitness!r}")
+        check_popsize(popsize, minimum=4)
+    static_int("max_restarts", max_restarts, 0, 16, "16 (the capacity doubles with each restart)")
+    static_int("tolflatfitness", tolflatfitness, 1)
     growth = 2**max_restarts if restarts else 1
 
     def sizes(dim: int) -> tuple[int, int, int]:
@@ -312,7 +320,7 @@ def cma_es(
 
     def init(key: jax.Array, x0: PyTree) -> CMAState:
         del key
-        flat, unravel = S.check_x0(x0)
+        flat, unravel = check_x0(x0)
         dim, dtype = flat.shape[0], flat.dtype
         base, capacity, hist = sizes(dim)
         run = fresh_run(dim, hist, dtype, flat, sigma, base)
@@ -349,7 +357,7 @@ def cma_es(
         ``[capacity, dim]``): standard normals to use instead of drawing them (``key`` is
         then unused), e.g. drawn by a caller for the live members of a whole batch at once;
         rows beyond ``state.popsize`` are ignored."""
-        m = S.ravel(state.mean)
+        m = ravel(state.mean)
         dim = m.shape[0]
         base, capacity, _ = sizes(dim)
 
@@ -382,7 +390,7 @@ def cma_es(
         return CMAGenotype(x=x, z=zs), state
 
     def decode(state: CMAState, genotype: CMAGenotype) -> PyTree:
-        return S.unravel_like(state.mean)(genotype.x)
+        return unravel_like(state.mean)(genotype.x)
 
     # ------------------------------------------------------------------ #
     # tell: selection, recombination, adaptation, termination, restart.
@@ -393,16 +401,16 @@ def cma_es(
     ) -> CMAState:
         """Update the distribution (``chunks``: as in ``ask``, an unbatched bound on the live chunks)."""
         del descriptors
-        capacity = S.population_size(genotypes)
-        fitness = S.check_fitness(fitness, capacity)
-        m = S.ravel(state.mean)
+        capacity = population_size(genotypes)
+        fitness = check_fitness(fitness, capacity)
+        m = ravel(state.mean)
         dim, dtype = m.shape[0], m.dtype
         base, _, hist = sizes(dim)
         n = jnp.asarray(dim, dtype)
         lam = state.popsize
         live = jnp.arange(capacity) < lam
-        f = S.sanitize(fitness.astype(dtype))
-        order = S.argsort(jnp.where(live, -f, jnp.inf))  # best first, dead last
+        f = sanitize(fitness.astype(dtype))
+        order = argsort(jnp.where(live, -f, jnp.inf))  # best first, dead last
         f_sorted = f[order]
         r = recombination(lam, capacity, dim, separable, dtype)
         w = r["weights"]
@@ -496,10 +504,10 @@ def cma_es(
         )
         terminated = jnp.any(jnp.array(term)) & ~state.stop
         best_i = order[0]
-        best_solution, best_fitness = S.update_best(
+        best_solution, best_fitness = update_best(
             state.best_solution,
             state.best_fitness,
-            S.unravel_like(state.mean)(genotypes.x[best_i]),
+            unravel_like(state.mean)(genotypes.x[best_i]),
             f[best_i],
         )
         evaluations = state.evaluations + jnp.where(state.stop, 0, lam)
@@ -538,7 +546,7 @@ def cma_es(
 
     def _state(fields: dict, common: dict, state: CMAState) -> CMAState:
         fields = dict(fields)
-        mean = S.unravel_like(state.mean)(fields.pop("mean_flat"))
+        mean = unravel_like(state.mean)(fields.pop("mean_flat"))
         return CMAState(mean=mean, **fields, **common)
 
     def criteria(state, new, f_sorted, lam, finite, dim, dtype) -> Termination:
@@ -578,7 +586,7 @@ def cma_es(
         windows = [
             window(new[h], age, 20) for age in (stag - 20, 0) for h in ("f_best_hist", "f_median_hist")
         ]
-        old_best, old_median, new_best, new_median = S.median(jnp.stack(windows))  # one sort
+        old_best, old_median, new_best, new_median = median(jnp.stack(windows))  # one sort
         tolstagnation_ = (
             jnp.asarray(stagnation)
             & (t > stag)
@@ -671,13 +679,13 @@ def cma_es(
             fields["small_regime"] = jnp.zeros((), bool)
         # An exhausted restart budget freezes the finished run instead (unless it cycles).
         frozen = {k: getattr(state, k) for k in run if k != "mean_flat"}
-        frozen["mean_flat"] = S.ravel(state.mean)
+        frozen["mean_flat"] = ravel(state.mean)
         for k in run:
             fields[k] = jnp.where(halt, frozen[k], fields[k])
         fields["popsize"] = jnp.where(halt, state.popsize, lam).astype(jnp.int32)
         return fields
 
-    return S.Strategy(init, ask, tell, decode)
+    return Strategy(init, ask, tell, decode)
 
 
 sep_cma_es = functools.partial(cma_es, separable=True)

@@ -53,7 +53,16 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from neuroevo import strategy as S
+from neuroevo.shaping import sanitize
+from neuroevo.strategy import (
+    Strategy,
+    check_fitness,
+    check_popsize,
+    check_x0,
+    ravel,
+    unravel_like,
+    update_best,
+)
 
 PyTree = Any
 
@@ -120,7 +129,7 @@ class EvosaxSearchState(NamedTuple):
     origin: jax.Array
 
 
-def register_all(register: Callable[[str, Callable[..., S.Strategy]], None]) -> None:
+def register_all(register: Callable[[str, Callable[..., Strategy]], None]) -> None:
     """Register ``"evosax:<Name>"`` for every evosax algorithm (lazily: evosax is not imported)."""
     for name in ALGORITHMS:
         register(PREFIX + name, functools.partial(evosax_strategy, name))
@@ -160,7 +169,7 @@ def evosax_strategy(
     sigma: float | None = None,
     params: dict[str, Any] | None = None,
     options: dict[str, Any] | None = None,
-) -> S.Strategy:
+) -> Strategy:
     """Build evosax's algorithm ``name`` as a neuroevo strategy.
 
     Args:
@@ -176,7 +185,7 @@ def evosax_strategy(
     from evosax.algorithms.distribution_based.sv.base import SV_ES
     from evosax.algorithms.population_based.base import PopulationBasedAlgorithm
 
-    S.check_popsize(popsize)
+    check_popsize(popsize)
     params = dict(params or {})
     options = dict(options or {})
     fields = params_fields(cls)
@@ -236,7 +245,7 @@ def evosax_strategy(
         return flat + jnp.asarray(spread, flat.dtype) * z
 
     def init(key: jax.Array, x0: PyTree):
-        flat, unravel = S.check_x0(x0)
+        flat, unravel = check_x0(x0)
         k_pop, k_init = jax.random.split(key)
         algo, p = instance(flat.shape[0], flat.dtype, flat)
         if population_based:
@@ -260,7 +269,7 @@ def evosax_strategy(
         return EvosaxState(inner, mean, *best, generation)
 
     def flat_of(state) -> jax.Array:
-        return S.ravel(state.best_solution)
+        return ravel(state.best_solution)
 
     def ask(key: jax.Array, state):
         flat = flat_of(state)
@@ -279,14 +288,14 @@ def evosax_strategy(
         return pop, state._replace(inner=inner)
 
     def decode(state, genotype: jax.Array) -> PyTree:
-        return S.unravel_like(state.best_solution)(genotype)
+        return unravel_like(state.best_solution)(genotype)
 
     def tell(key, state, genotypes: jax.Array, fitness, descriptors=None):
         del descriptors
-        fitness = S.check_fitness(fitness, genotypes.shape[0])
+        fitness = check_fitness(fitness, genotypes.shape[0])
         flat = flat_of(state)
         algo, p = instance(flat.shape[0], flat.dtype, getattr(state, "origin", None))
-        ours = S.sanitize(fitness)
+        ours = sanitize(fitness)
         theirs = -ours.astype(flat.dtype)  # +inf for NaN and -inf
         if finite_worst:
             finite = jnp.isfinite(theirs)
@@ -307,8 +316,8 @@ def evosax_strategy(
         else:
             inner = evosax_tell(state.inner)
         i = jnp.argmax(ours)
-        best = S.update_best(state.best_solution, state.best_fitness, decode(state, genotypes[i]), ours[i])
-        return wrap(inner, best, state.generation + 1, S.unravel_like(state.best_solution), flat)
+        best = update_best(state.best_solution, state.best_fitness, decode(state, genotypes[i]), ours[i])
+        return wrap(inner, best, state.generation + 1, unravel_like(state.best_solution), flat)
 
     def keep_archive(new, old, pop, ours):
         """evosax's best-so-far, with failed members (our -inf/NaN) never admitted."""
@@ -338,7 +347,7 @@ def evosax_strategy(
 
     # jit: one compile per strategy for eager callers (op-by-op dispatch of evosax's updates
     # costs seconds); under an outer jit these are inlined.
-    return S.Strategy(jax.jit(init), jax.jit(ask), jax.jit(tell), decode)
+    return Strategy(jax.jit(init), jax.jit(ask), jax.jit(tell), decode)
 
 
 def _build(name: str, popsize: int, dim: int, dtype: Any, options: tuple) -> tuple[Any, Any]:

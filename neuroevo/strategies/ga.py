@@ -64,9 +64,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from neuroevo import strategy as S
+from neuroevo import perturbation, rng
+from neuroevo.shaping import sanitize
 from neuroevo.strategies import ga_ops as ops
 from neuroevo.strategies.ga_ops import Lineage
+from neuroevo.strategy import (
+    Strategy,
+    check_fitness,
+    check_popsize,
+    check_x0,
+    population_size,
+    static_int,
+    unravel_like,
+    update_best,
+)
 
 PyTree = Any
 
@@ -103,15 +114,6 @@ class GAGenotype(NamedTuple):
     pref_seed: jax.Array | None = None  # uint32[2]: noise of its ideal mate's mutation (mate_choice)
 
 
-def _static_int(name: str, value: Any, low: int, high: int | None = None, high_name: str = "") -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be a Python int (a static shape), got {value!r}")
-    if value < low or (high is not None and value > high):
-        bound = f"[{low}, {high_name or high}]" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be in {bound}, got {value}")
-    return value
-
-
 def ga(
     popsize: int = 256,
     sigma: float | Callable = 0.02,
@@ -128,7 +130,7 @@ def ga(
     tau: float | None = None,
     mate_choice: bool = False,
     lineage_capacity: int = 0,
-) -> S.Strategy:
+) -> Strategy:
     """Build the Deep GA.
 
     Args:
@@ -148,7 +150,7 @@ def ga(
       mate_choice: partners chosen by evolving ideal-mate preferences (needs ``crossover``).
       lineage_capacity: mutations kept per lineage for :func:`encode` (static; 0 = off).
     """
-    S.check_popsize(popsize)
+    check_popsize(popsize)
     if selection not in ops.SELECTIONS:
         raise ValueError(f"unknown selection {selection!r}; valid: {list(ops.SELECTIONS)}")
     if crossover not in ops.CROSSOVERS:
@@ -161,12 +163,12 @@ def ga(
     if mate_choice and crossover is None:
         raise ValueError("mate_choice chooses a crossover partner: give crossover= as well")
     if tournament or mate_choice:
-        _static_int(
+        static_int(
             "tournament_size", tournament_size, 1, n_parents, f"pool size {n_parents} (popsize {popsize})"
         )
     if not isinstance(crossover_rate, jax.core.Tracer) and not 0.0 <= float(crossover_rate) <= 1.0:
         raise ValueError(f"crossover_rate must be in [0, 1], got {crossover_rate}")
-    capacity = _static_int("lineage_capacity", lineage_capacity, 0)
+    capacity = static_int("lineage_capacity", lineage_capacity, 0)
     if capacity and crossover is not None:
         raise ValueError(
             f"lineage_capacity={capacity} needs a mutation-only GA (crossover=None, got {crossover!r}): "
@@ -181,13 +183,13 @@ def ga(
         return ops.uniform_parents(key, popsize, n_parents)
 
     def init(key: jax.Array, x0: PyTree) -> GAState:
-        flat, _ = S.check_x0(x0)
+        flat, _ = check_x0(x0)
         generation = jnp.zeros((), jnp.int32)
-        sigma0 = S.sigma_at(sigma, generation, sigma_decay, sigma_limit)
+        sigma0 = perturbation.sigma_at(sigma, generation, sigma_decay, sigma_limit)
         parents = jnp.broadcast_to(flat, (n_parents, flat.shape[0]))
         preferences = None
         if mate_choice:
-            noise = S.normal(key, parents.shape, parents.dtype)
+            noise = rng.normal(key, parents.shape, parents.dtype)
             preferences = parents + sigma0.astype(parents.dtype) * noise
         return GAState(
             parents=parents,
@@ -203,7 +205,7 @@ def ga(
             best_lineage=ops.empty_lineage(capacity) if capacity else None,
         )
 
-    def ask(key: jax.Array, state: GAState) -> tuple[S.Perturbation | GAGenotype, GAState]:
+    def ask(key: jax.Array, state: GAState) -> tuple[perturbation.Perturbation | GAGenotype, GAState]:
         k_parent, k_noise = jax.random.split(key)
         dim = state.parents.shape[1]
         dtype = state.parents.dtype
@@ -212,11 +214,11 @@ def ga(
         if plain:
             if elitism:
                 parent, scale = parent.at[0].set(0), scale.at[0].set(0.0)
-            if S.use_dense(popsize, dim, dense):
-                noise = S.normal(k_noise, (popsize, dim), dtype)
-                return S.Perturbation(parent, scale, noise=noise), state
+            if perturbation.use_dense(popsize, dim, dense):
+                noise = rng.normal(k_noise, (popsize, dim), dtype)
+                return perturbation.Perturbation(parent, scale, noise=noise), state
             seeds = jax.random.key_data(jax.random.split(k_noise, popsize))
-            return S.Perturbation(parent, scale, seed=seeds), state
+            return perturbation.Perturbation(parent, scale, seed=seeds), state
 
         k_mate, k_rate, k_cross, k_sigma, k_pref = jax.random.split(jax.random.fold_in(key, 1), 5)
         g = {"seed": jax.random.key_data(jax.random.split(k_noise, popsize))}
@@ -241,8 +243,8 @@ def ga(
                 g["mate"] = g["mate"].at[0].set(0)
             if "sigma" in g:
                 g["sigma"] = g["sigma"].at[0].set(state.parent_sigma[0])
-        if S.use_dense(popsize, dim, dense):  # per-member noise: the same bits as the seeds
-            g["noise"] = jax.vmap(lambda s: S.normal(jax.random.wrap_key_data(s), (dim,), dtype))(g["seed"])
+        if perturbation.use_dense(popsize, dim, dense):  # per-member noise: the same bits as the seeds
+            g["noise"] = jax.vmap(lambda s: rng.normal(jax.random.wrap_key_data(s), (dim,), dtype))(g["seed"])
         return GAGenotype(parent, scale, **g), state
 
     def crossed(table: jax.Array, genotype: GAGenotype) -> jax.Array:
@@ -256,20 +258,20 @@ def ga(
     def decode_flat(state: GAState, genotype) -> jax.Array:
         base = crossed(state.parents, genotype)
         return ops.mutate(
-            base, genotype.scale, S.eps(genotype, base.shape[0], base.dtype), exact=bool(capacity)
+            base, genotype.scale, perturbation.eps(genotype, base.shape[0], base.dtype), exact=bool(capacity)
         )
 
     def decode(state: GAState, genotype) -> PyTree:
-        return S.unravel_like(state.best_solution)(decode_flat(state, genotype))
+        return unravel_like(state.best_solution)(decode_flat(state, genotype))
 
     def decode_preference(state: GAState, genotype: GAGenotype) -> jax.Array:
         base = crossed(state.preferences, genotype)
-        noise = S.normal(jax.random.wrap_key_data(genotype.pref_seed), base.shape, base.dtype)
+        noise = rng.normal(jax.random.wrap_key_data(genotype.pref_seed), base.shape, base.dtype)
         return ops.mutate(base, genotype.scale, noise)
 
     def tell(key, state: GAState, genotypes, fitness, descriptors=None):
         del key, descriptors
-        fitness = S.sanitize(S.check_fitness(fitness, S.population_size(genotypes)))
+        fitness = sanitize(check_fitness(fitness, population_size(genotypes)))
         top_fitness, top = jax.lax.top_k(fitness, n_parents)
         selected = jax.tree_util.tree_map(lambda x: x[top], genotypes)
         parents = jax.vmap(decode_flat, in_axes=(None, 0))(state, selected)
@@ -281,11 +283,11 @@ def ga(
         if capacity:
             inherited = jax.tree_util.tree_map(lambda x: x[selected.parent], state.lineage)
             extra["lineage"] = jax.vmap(ops.extend_lineage)(inherited, selected.seed, selected.scale)
-        (best_solution, best_lineage), best_fitness = S.update_best(
+        (best_solution, best_lineage), best_fitness = update_best(
             (state.best_solution, state.best_lineage),
             state.best_fitness,
             (
-                S.unravel_like(state.best_solution)(parents[0]),
+                unravel_like(state.best_solution)(parents[0]),
                 jax.tree_util.tree_map(lambda x: x[0], extra.get("lineage")),
             ),
             top_fitness[0],
@@ -294,7 +296,7 @@ def ga(
         return state._replace(
             parents=parents,
             parent_fitness=top_fitness.astype(jnp.float32),
-            sigma=S.sigma_at(sigma, generation, sigma_decay, sigma_limit),
+            sigma=perturbation.sigma_at(sigma, generation, sigma_decay, sigma_limit),
             best_solution=best_solution,
             best_fitness=best_fitness,
             generation=generation,
@@ -303,7 +305,7 @@ def ga(
             **extra,
         )
 
-    return S.Strategy(init, ask, tell, decode)
+    return Strategy(init, ask, tell, decode)
 
 
 # --------------------------------------------------------------------------- #
@@ -384,7 +386,7 @@ def decode_lineage(
         raise ValueError(f"GA chain of {n} mutations should be {expected} bytes, got {len(chain)}")
     seeds = np.frombuffer(chain, "<u4", 2 * n, offset).reshape(n, 2)
     sigmas = np.frombuffer(chain, "<f4", n, offset + 8 * n)
-    flat, unravel = S.check_x0(x0)
+    flat, unravel = check_x0(x0)
     if flat.shape[0] != dim:
         raise ValueError(f"x0 has {flat.shape[0]} parameters, but the chain was encoded for {dim}")
     return unravel(_replay(flat, jnp.asarray(seeds, jnp.uint32), jnp.asarray(sigmas, jnp.float32)))
@@ -394,7 +396,7 @@ def decode_lineage(
 def _replay(x: jax.Array, seeds: jax.Array, sigmas: jax.Array) -> jax.Array:
     def step(x, mutation):
         seed, scale = mutation
-        noise = S.normal(jax.random.wrap_key_data(seed), x.shape, x.dtype)
+        noise = rng.normal(jax.random.wrap_key_data(seed), x.shape, x.dtype)
         return ops.mutate(x, scale, noise, exact=True), None
 
     return jax.lax.scan(step, x, (seeds, sigmas))[0]

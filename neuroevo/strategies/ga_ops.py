@@ -15,7 +15,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from neuroevo import strategy as S
+from neuroevo.shaping import sanitize
 
 SELECTIONS = ("truncation", "tournament")
 CROSSOVERS = (None, "uniform", "one_point", "arithmetic")
@@ -37,7 +37,7 @@ def tournament(key: jax.Array, fitness: jax.Array, n: int, size: int) -> jax.Arr
     Ties go to the entrant drawn first; -inf (and NaN, via ``sanitize``) never beats a real value.
     """
     entrants = jax.random.randint(key, (n, size), 0, fitness.shape[0], jnp.int32)
-    winner = jnp.argmax(S.sanitize(fitness)[entrants], axis=1)
+    winner = jnp.argmax(sanitize(fitness)[entrants], axis=1)
     return jnp.take_along_axis(entrants, winner[:, None], axis=1)[:, 0]
 
 

@@ -47,9 +47,10 @@ import jax
 import jax.numpy as jnp
 
 from neuroevo.nn.neat import ACTIVATION_NAMES, Network, activation_index
+from neuroevo.shaping import sanitize
 from neuroevo.strategies import neat_ops as ops
 from neuroevo.strategies.neat_ops import Genome
-from neuroevo.strategy import Strategy, check_fitness, check_popsize, sanitize, update_best
+from neuroevo.strategy import Strategy, check_fitness, check_popsize, static_int, update_best
 
 Array = jax.Array
 FEW_UNPLACED = 128  # see speciate.dist_to
@@ -133,8 +134,7 @@ def neat(
     """
     check_popsize(popsize)
     for name, value in (("max_nodes", max_nodes), ("max_conns", max_conns), ("max_species", max_species)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int (a static capacity), got {value!r}")
+        static_int(name, value, 1)
     default_act = activation_index(activation)
     options = (activation,) if activation_options is None else tuple(activation_options)
     if not options:

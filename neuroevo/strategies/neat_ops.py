@@ -26,7 +26,8 @@ import jax.numpy as jnp
 from flax import struct
 
 from neuroevo.nn.neat import Network
-from neuroevo.strategy import chunk_length, hash_bits, normal_from_bits, uniform16
+from neuroevo.rng import hash_bits, normal_from_bits, uniform16
+from neuroevo.strategy import chunk_length
 
 Array = jax.Array
 BIG = jnp.iinfo(jnp.int32).max

@@ -34,7 +34,7 @@ last (``state.agents.mean`` holds all M); ``best_solution``/``best_fitness``
 are by reward over every member evaluated.
 
 ``shaping`` turns rewards and novelties into weights: centred ranks, as in the
-paper, or e.g. ``S.nes_utilities`` (Wierstra et al. 2014), which puts the weight
+paper, or e.g. ``nes_utilities`` (Wierstra et al. 2014), which puts the weight
 on the best-ranked members. Novelty is heavy-tailed where most members land in
 explored ground (near-equal, low novelty) and a few reach new ground: centred
 ranks spread the many over weights in ``[-0.5, 0.5]`` by their arbitrary order,
@@ -62,9 +62,20 @@ import jax.numpy as jnp
 import optax
 
 from neuroevo import novelty as nov
-from neuroevo import strategy as S
+from neuroevo import perturbation, rng
+from neuroevo.shaping import centered_ranks, sanitize
 from neuroevo.strategies.ga import GAState, ga
 from neuroevo.strategies.openai_es import OpenESState, openai_es
+from neuroevo.strategy import (
+    Strategy,
+    check_fitness,
+    check_popsize,
+    population_size,
+    search_start,
+    static_int,
+    unravel_like,
+    update_best_member,
+)
 
 PyTree = Any
 
@@ -85,12 +96,6 @@ def check_descriptors(descriptors: Any, popsize: int, dim: int) -> jax.Array:
             "(popsize, descriptor_dim)"
         )
     return descriptors
-
-
-def _static(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be a Python int >= {low} (a static shape), got {value!r}")
-    return value
 
 
 def _metrics(archive: nov.Archive, **extra: jax.Array) -> dict[str, jax.Array]:
@@ -137,10 +142,10 @@ def nsra_es(
     weight: float = 1.0,
     weight_delta: float = 0.05,
     stagnation: int = 10,
-    shaping: Callable[[jax.Array], jax.Array] = S.centered_ranks,
+    shaping: Callable[[jax.Array], jax.Array] = centered_ranks,
     dense: bool | None = None,
     chunk_size: int | None = None,
-) -> S.Strategy:
+) -> Strategy:
     """NSRA-ES: novelty and reward, with an adaptive weight (Conti et al. 2018, Algorithm 3).
 
     Args:
@@ -157,13 +162,13 @@ def nsra_es(
       weight_delta: step of w (traceable; 0 keeps w fixed).
       stagnation: generations without a new best agent reward before w moves toward novelty.
       shaping: values -> per-member weights, applied to rewards and novelties alike (default
-        ``S.centered_ranks``, as in the paper; ``S.nes_utilities`` favours the most novel).
+        ``centered_ranks``, as in the paper; ``nes_utilities`` favours the most novel).
     """
-    S.check_popsize(popsize, even=True, minimum=4)
-    m_agents = _static("meta_population", meta_population, 1)
-    k = _static("k", k, 1)
-    dim = _static("descriptor_dim", descriptor_dim, 1)
-    _static("archive_capacity", archive_capacity, 1)
+    check_popsize(popsize, even=True, minimum=4)
+    m_agents = static_int("meta_population", meta_population, 1)
+    k = static_int("k", k, 1)
+    dim = static_int("descriptor_dim", descriptor_dim, 1)
+    static_int("archive_capacity", archive_capacity, 1)
     half = popsize // 2
     es = openai_es(
         popsize,
@@ -177,10 +182,10 @@ def nsra_es(
     )
 
     def init(key: jax.Array, x0: PyTree) -> NSESState:
-        flat, fields = S.search_start(x0)
-        unravel = S.unravel_like(x0)
-        spread = S.sigma_at(sigma, fields["generation"]) if init_spread is None else init_spread
-        noise = S.normal(key, (m_agents, flat.shape[0]), flat.dtype).at[0].set(0.0)
+        flat, fields = search_start(x0)
+        unravel = unravel_like(x0)
+        spread = perturbation.sigma_at(sigma, fields["generation"]) if init_spread is None else init_spread
+        noise = rng.normal(key, (m_agents, flat.shape[0]), flat.dtype).at[0].set(0.0)
         starts = jax.vmap(unravel)(flat + jnp.asarray(spread, flat.dtype) * noise)
         agents = jax.vmap(es.init, in_axes=(None, 0))(key, starts)
         return NSESState(
@@ -202,7 +207,7 @@ def nsra_es(
         score = jnp.where(jnp.sum(score) > 0, score, 1.0)
         return jax.random.choice(key, m_agents, p=score / jnp.sum(score)).astype(jnp.int32)
 
-    def ask(key: jax.Array, state: NSESState) -> tuple[S.Perturbation, NSESState]:
+    def ask(key: jax.Array, state: NSESState) -> tuple[perturbation.Perturbation, NSESState]:
         k_pick, k_ask = jax.random.split(key)
         m = pick_agent(k_pick, state)
         agent = jax.tree_util.tree_map(lambda x: x[m], state.agents)
@@ -210,11 +215,13 @@ def nsra_es(
         centre = genotypes.scale.at[0].set(0.0).at[half].set(0.0)  # theta_m itself, twice
         return genotypes._replace(scale=centre), state._replace(current=m, mean=agent.mean)
 
-    def decode(state: NSESState, genotype: S.Perturbation) -> PyTree:
+    def decode(state: NSESState, genotype: perturbation.Perturbation) -> PyTree:
         return es.decode(state, genotype)  # the picked agent's mean + its perturbation
 
-    def tell(key, state: NSESState, genotypes: S.Perturbation, fitness, descriptors=None) -> NSESState:
-        fitness = S.check_fitness(fitness, S.population_size(genotypes))
+    def tell(
+        key, state: NSESState, genotypes: perturbation.Perturbation, fitness, descriptors=None
+    ) -> NSESState:
+        fitness = check_fitness(fitness, population_size(genotypes))
         descriptors = check_descriptors(descriptors, popsize, dim)
         population = descriptors if include_population else None
         novelty = nov.novelty(descriptors, state.archive, population, k=k)
@@ -225,12 +232,12 @@ def nsra_es(
         agent = es.tell(key, jax.tree_util.tree_map(lambda x: x[m], state.agents), genotypes, weights)
         agents = jax.tree_util.tree_map(lambda a, x: a.at[m].set(x), state.agents, agent)
         # The centre's measurement: the agent's behaviour (into the archive) and reward.
-        centre_reward = S.sanitize(fitness[0])
+        centre_reward = sanitize(fitness[0])
         improved = centre_reward > state.agent_best
         stalled = ~improved & (state.stagnation + 1 >= stagnation)
         delta = jnp.asarray(weight_delta, jnp.float32)
         w = jnp.clip(jnp.where(improved, w + delta, jnp.where(stalled, w - delta, w)), 0.0, 1.0)
-        best_solution, best_fitness = S.update_best_member(decode, state, genotypes, fitness)
+        best_solution, best_fitness = update_best_member(decode, state, genotypes, fitness)
         return state._replace(
             agents=agents,
             behaviour=state.behaviour.at[m].set(descriptors[0]),
@@ -245,20 +252,20 @@ def nsra_es(
             generation=state.generation + 1,
         )
 
-    return S.Strategy(init, ask, tell, decode)
+    return Strategy(init, ask, tell, decode)
 
 
 _ADAPTIVE = ("weight", "weight_delta", "stagnation")
 
 
-def _fixed_weight(name: str, weight: float, doc: str) -> Callable[..., S.Strategy]:
+def _fixed_weight(name: str, weight: float, doc: str) -> Callable[..., Strategy]:
     """``nsra_es`` with its reward weight fixed at ``weight`` (no adaptation parameters)."""
     signature = inspect.signature(nsra_es)
     signature = signature.replace(
         parameters=[p for p in signature.parameters.values() if p.name not in _ADAPTIVE]
     )
 
-    def factory(*args, **kwargs) -> S.Strategy:
+    def factory(*args, **kwargs) -> Strategy:
         bound = signature.bind(*args, **kwargs)
         return nsra_es(**bound.arguments, weight=weight, weight_delta=0.0)
 
@@ -316,7 +323,7 @@ def ns_ga(
     archive_policy: str = "random",
     include_population: bool = True,
     dense: bool | None = None,
-) -> S.Strategy:
+) -> Strategy:
     """NS-GA: the Deep GA selecting on novelty (Lehman & Stanley 2011; Such et al. 2017).
 
     Each generation (Deep GA, Algorithm 1 of Such et al., on novelty)::
@@ -333,11 +340,11 @@ def ns_ga(
       archive_policy: ``"random"`` (a uniform sample) or ``"novelty"`` (the most novel).
       include_population: measure novelty against the current population too.
     """
-    S.check_popsize(popsize)
-    k = _static("k", k, 1)
-    dim = _static("descriptor_dim", descriptor_dim, 1)
-    _static("archive_capacity", archive_capacity, 1)
-    n_add = max(1, popsize // 50) if archive_add is None else _static("archive_add", archive_add, 0)
+    check_popsize(popsize)
+    k = static_int("k", k, 1)
+    dim = static_int("descriptor_dim", descriptor_dim, 1)
+    static_int("archive_capacity", archive_capacity, 1)
+    n_add = max(1, popsize // 50) if archive_add is None else static_int("archive_add", archive_add, 0)
     if archive_policy not in nov.POLICIES:
         raise ValueError(f"unknown archive_policy {archive_policy!r}; valid: {list(nov.POLICIES)}")
     inner = ga(popsize, sigma, truncation, elitism, sigma_decay, sigma_limit, dense)
@@ -355,12 +362,12 @@ def ns_ga(
         return inner.decode(state.ga, genotype)
 
     def tell(key, state: NSGAState, genotypes, fitness, descriptors=None) -> NSGAState:
-        fitness = S.check_fitness(fitness, S.population_size(genotypes))
+        fitness = check_fitness(fitness, population_size(genotypes))
         descriptors = check_descriptors(descriptors, popsize, dim)
         k_ga, k_archive = jax.random.split(key)
         population = descriptors if include_population else None
         novelty = nov.novelty(descriptors, state.archive, population, k=k)
-        best_solution, best_fitness = S.update_best_member(decode, state, genotypes, fitness)
+        best_solution, best_fitness = update_best_member(decode, state, genotypes, fitness)
         return NSGAState(
             ga=inner.tell(k_ga, state.ga, genotypes, novelty),
             archive=nov.insert(k_archive, state.archive, descriptors, novelty, n_add, archive_policy),
@@ -369,7 +376,7 @@ def ns_ga(
             generation=state.generation + 1,
         )
 
-    return S.Strategy(init, ask, tell, decode)
+    return Strategy(init, ask, tell, decode)
 
 
 def needs_descriptors(factory: Callable) -> Callable:

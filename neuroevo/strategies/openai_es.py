@@ -26,7 +26,17 @@ from typing import Any, NamedTuple
 import jax
 import optax
 
-from neuroevo import strategy as S
+from neuroevo import perturbation
+from neuroevo.shaping import centered_ranks
+from neuroevo.strategy import (
+    Strategy,
+    check_fitness,
+    check_popsize,
+    population_size,
+    ravel,
+    search_start,
+    search_step,
+)
 
 PyTree = Any
 
@@ -51,8 +61,8 @@ def openai_es(
     mirrored: bool = True,
     dense: bool | None = None,
     chunk_size: int | None = None,
-    fitness_shaping: Callable[[jax.Array], jax.Array] = S.centered_ranks,
-) -> S.Strategy:
+    fitness_shaping: Callable[[jax.Array], jax.Array] = centered_ranks,
+) -> Strategy:
     """Build OpenAI-ES.
 
     Args:
@@ -69,36 +79,36 @@ def openai_es(
       fitness_shaping: fitness -> per-member weights ``w_i`` (default: centred ranks).
         Novelty search (``ns_es``) passes its own weights through ``lambda w: w``.
     """
-    S.check_popsize(popsize, even=mirrored)
+    check_popsize(popsize, even=mirrored)
     optimizer = optimizer if optimizer is not None else optax.adam(learning_rate)
 
     def init(key: jax.Array, x0: PyTree) -> OpenESState:
         del key
-        flat, fields = S.search_start(x0)
-        sigma0 = S.sigma_at(sigma, fields["generation"], sigma_decay, sigma_limit)
+        flat, fields = search_start(x0)
+        sigma0 = perturbation.sigma_at(sigma, fields["generation"], sigma_decay, sigma_limit)
         return OpenESState(opt_state=optimizer.init(flat), sigma=sigma0, **fields)
 
-    def ask(key: jax.Array, state: OpenESState) -> tuple[S.Perturbation, OpenESState]:
-        flat = S.ravel(state.mean)
-        genotypes = S.perturbations(
+    def ask(key: jax.Array, state: OpenESState) -> tuple[perturbation.Perturbation, OpenESState]:
+        flat = ravel(state.mean)
+        genotypes = perturbation.perturbations(
             key, popsize, flat.shape[0], state.sigma, mirrored=mirrored, dense=dense, dtype=flat.dtype
         )
         return genotypes, state
 
-    def decode(state: OpenESState, genotype: S.Perturbation) -> PyTree:
-        return S.perturb(state.mean, genotype)
+    def decode(state: OpenESState, genotype: perturbation.Perturbation) -> PyTree:
+        return perturbation.perturb(state.mean, genotype)
 
-    def tell(key, state: OpenESState, genotypes: S.Perturbation, fitness, descriptors=None):
+    def tell(key, state: OpenESState, genotypes: perturbation.Perturbation, fitness, descriptors=None):
         del key, descriptors
-        fitness = S.check_fitness(fitness, S.population_size(genotypes))
-        flat = S.ravel(state.mean)
+        fitness = check_fitness(fitness, population_size(genotypes))
+        flat = ravel(state.mean)
         dim = flat.shape[0]
-        coeffs, _, base = S.antithetic(fitness_shaping(fitness), genotypes, mirrored)
-        chunk = chunk_size or S.default_noise_chunk(dim)
-        grad = S.weighted_eps_sum(coeffs, base, dim, chunk, flat.dtype) / (popsize * state.sigma)
+        coeffs, _, base = perturbation.antithetic(fitness_shaping(fitness), genotypes, mirrored)
+        chunk = chunk_size or perturbation.default_noise_chunk(dim)
+        grad = perturbation.weighted_eps_sum(coeffs, base, dim, chunk, flat.dtype) / (popsize * state.sigma)
         updates, opt_state = optimizer.update(-grad + weight_decay * flat, state.opt_state, flat)
-        fields = S.search_step(decode, state, genotypes, fitness, optax.apply_updates(flat, updates))
-        sigma_next = S.sigma_at(sigma, fields["generation"], sigma_decay, sigma_limit)
+        fields = search_step(decode, state, genotypes, fitness, optax.apply_updates(flat, updates))
+        sigma_next = perturbation.sigma_at(sigma, fields["generation"], sigma_decay, sigma_limit)
         return OpenESState(opt_state=opt_state, sigma=sigma_next, **fields)
 
-    return S.Strategy(init, ask, tell, decode)
+    return Strategy(init, ask, tell, decode)

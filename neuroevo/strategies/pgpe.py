@@ -35,7 +35,17 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from neuroevo import strategy as S
+from neuroevo import perturbation
+from neuroevo.shaping import centered_ranks
+from neuroevo.strategy import (
+    Strategy,
+    check_fitness,
+    check_popsize,
+    population_size,
+    ravel,
+    search_start,
+    search_step,
+)
 
 PyTree = Any
 
@@ -112,7 +122,7 @@ def pgpe(
     max_speed: float | None = None,
     dense: bool | None = None,
     chunk_size: int | None = None,
-) -> S.Strategy:
+) -> Strategy:
     """Build PGPE with symmetric sampling.
 
     Args:
@@ -128,35 +138,37 @@ def pgpe(
         from the population's size (None).
       chunk_size: members whose noise is regenerated at once in ``tell`` when compact.
     """
-    S.check_popsize(popsize, even=True)
+    check_popsize(popsize, even=True)
     opt = center_optimizer(optimizer, learning_rate, momentum, max_speed)
     pairs = popsize // 2
 
     def init(key: jax.Array, x0: PyTree) -> PGPEState:
         del key
-        flat, fields = S.search_start(x0)
+        flat, fields = search_start(x0)
         sigma0 = jnp.broadcast_to(jnp.asarray(sigma, flat.dtype), flat.shape)
         return PGPEState(sigma=sigma0, opt_state=opt.init(flat), **fields)
 
-    def ask(key: jax.Array, state: PGPEState) -> tuple[S.Perturbation, PGPEState]:
+    def ask(key: jax.Array, state: PGPEState) -> tuple[perturbation.Perturbation, PGPEState]:
         d = state.sigma.shape[0]
-        return S.perturbations(key, popsize, d, 1.0, dense=dense, dtype=state.sigma.dtype), state
+        return perturbation.perturbations(key, popsize, d, 1.0, dense=dense, dtype=state.sigma.dtype), state
 
-    def decode(state: PGPEState, genotype: S.Perturbation) -> PyTree:
-        return S.perturb(state.mean, genotype, state.sigma)
+    def decode(state: PGPEState, genotype: perturbation.Perturbation) -> PyTree:
+        return perturbation.perturb(state.mean, genotype, state.sigma)
 
-    def tell(key, state: PGPEState, genotypes: S.Perturbation, fitness, descriptors=None) -> PGPEState:
+    def tell(
+        key, state: PGPEState, genotypes: perturbation.Perturbation, fitness, descriptors=None
+    ) -> PGPEState:
         del key, descriptors
-        fitness = S.check_fitness(fitness, S.population_size(genotypes))
-        flat = S.ravel(state.mean)
+        fitness = check_fitness(fitness, population_size(genotypes))
+        flat = ravel(state.mean)
         d = flat.shape[0]
 
-        r = S.centered_ranks(fitness)
-        r_diff, r_sum, base = S.antithetic(r, genotypes)
+        r = centered_ranks(fitness)
+        r_diff, r_sum, base = perturbation.antithetic(r, genotypes)
         c_mu = r_diff / (2 * pairs)
         c_sigma = (r_sum / 2 - r.mean()) / pairs
-        chunk = chunk_size or S.default_noise_chunk(d)
-        sum_z, sum_z2 = S.weighted_eps_moments(c_mu, c_sigma, base, d, chunk, flat.dtype)
+        chunk = chunk_size or perturbation.default_noise_chunk(d)
+        sum_z, sum_z2 = perturbation.weighted_eps_moments(c_mu, c_sigma, base, d, chunk, flat.dtype)
         g_mu = state.sigma * sum_z  # eps = sigma * z
         g_sigma = state.sigma * (sum_z2 - c_sigma.sum())  # (eps**2 - sigma**2) / sigma = sigma (z**2 - 1)
 
@@ -165,7 +177,7 @@ def pgpe(
         limit = sigma_max_change * state.sigma
         sigma_new = state.sigma + jnp.clip(sigma_learning_rate * g_sigma, -limit, limit)
 
-        fields = S.search_step(decode, state, genotypes, fitness, mean)
+        fields = search_step(decode, state, genotypes, fitness, mean)
         return PGPEState(sigma=sigma_new, opt_state=opt_state, **fields)
 
-    return S.Strategy(init, ask, tell, decode)
+    return Strategy(init, ask, tell, decode)

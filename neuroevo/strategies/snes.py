@@ -35,7 +35,17 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from neuroevo import strategy as S
+from neuroevo import perturbation
+from neuroevo.shaping import nes_utilities
+from neuroevo.strategy import (
+    Strategy,
+    check_fitness,
+    check_popsize,
+    population_size,
+    ravel,
+    search_start,
+    search_step,
+)
 
 PyTree = Any
 
@@ -56,7 +66,7 @@ def snes(
     mirrored: bool = False,
     dense: bool | None = None,
     chunk_size: int | None = None,
-) -> S.Strategy:
+) -> Strategy:
     """Build SNES.
 
     Args:
@@ -69,37 +79,41 @@ def snes(
         from the population's size (None).
       chunk_size: members whose noise is regenerated at once in ``tell`` when compact.
     """
-    S.check_popsize(popsize, even=mirrored)
+    check_popsize(popsize, even=mirrored)
 
     def init(key: jax.Array, x0: PyTree) -> SNESState:
         del key
-        flat, fields = S.search_start(x0)
+        flat, fields = search_start(x0)
         return SNESState(sigma=jnp.broadcast_to(jnp.asarray(sigma, flat.dtype), flat.shape), **fields)
 
-    def ask(key: jax.Array, state: SNESState) -> tuple[S.Perturbation, SNESState]:
+    def ask(key: jax.Array, state: SNESState) -> tuple[perturbation.Perturbation, SNESState]:
         d, dtype = state.sigma.shape[0], state.sigma.dtype
-        return S.perturbations(key, popsize, d, 1.0, mirrored=mirrored, dense=dense, dtype=dtype), state
+        return perturbation.perturbations(
+            key, popsize, d, 1.0, mirrored=mirrored, dense=dense, dtype=dtype
+        ), state
 
-    def decode(state: SNESState, genotype: S.Perturbation) -> PyTree:
-        return S.perturb(state.mean, genotype, state.sigma)
+    def decode(state: SNESState, genotype: perturbation.Perturbation) -> PyTree:
+        return perturbation.perturb(state.mean, genotype, state.sigma)
 
-    def tell(key, state: SNESState, genotypes: S.Perturbation, fitness, descriptors=None) -> SNESState:
+    def tell(
+        key, state: SNESState, genotypes: perturbation.Perturbation, fitness, descriptors=None
+    ) -> SNESState:
         del key, descriptors
-        fitness = S.check_fitness(fitness, S.population_size(genotypes))
-        flat = S.ravel(state.mean)
+        fitness = check_fitness(fitness, population_size(genotypes))
+        flat = ravel(state.mean)
         d = flat.shape[0]
         eta_sigma = sigma_learning_rate
         if eta_sigma is None:
             eta_sigma = (3.0 + math.log(d)) / (5.0 * math.sqrt(d))
 
-        u = S.nes_utilities(fitness)
-        u_signed, u_sq, base = S.antithetic(u, genotypes, mirrored)
-        chunk = chunk_size or S.default_noise_chunk(d)
-        grad_mu, sum_u_s2 = S.weighted_eps_moments(u_signed, u_sq, base, d, chunk, flat.dtype)
+        u = nes_utilities(fitness)
+        u_signed, u_sq, base = perturbation.antithetic(u, genotypes, mirrored)
+        chunk = chunk_size or perturbation.default_noise_chunk(d)
+        grad_mu, sum_u_s2 = perturbation.weighted_eps_moments(u_signed, u_sq, base, d, chunk, flat.dtype)
         grad_sigma = sum_u_s2 - u.sum()  # sum_k u_k (s_k**2 - 1)
         mean = flat + learning_rate * state.sigma * grad_mu
         sigma_new = state.sigma * jnp.exp(0.5 * eta_sigma * grad_sigma)
 
-        return SNESState(sigma=sigma_new, **S.search_step(decode, state, genotypes, fitness, mean))
+        return SNESState(sigma=sigma_new, **search_step(decode, state, genotypes, fitness, mean))
 
-    return S.Strategy(init, ask, tell, decode)
+    return Strategy(init, ask, tell, decode)

@@ -37,7 +37,18 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.linalg
 
-from neuroevo import strategy as S
+from neuroevo import perturbation
+from neuroevo.shaping import nes_utilities
+from neuroevo.strategy import (
+    Strategy,
+    check_fitness,
+    check_popsize,
+    check_x0,
+    population_size,
+    ravel,
+    search_start,
+    search_step,
+)
 
 PyTree = Any
 
@@ -59,7 +70,7 @@ def xnes(
     shape_learning_rate: float | None = None,
     mirrored: bool = False,
     dense: bool | None = None,
-) -> S.Strategy:
+) -> Strategy:
     """Build xNES.
 
     Args:
@@ -72,36 +83,40 @@ def xnes(
       dense: keep the noise (True), regenerate it from seeds (False), or decide
         from the population's size (None).
     """
-    S.check_popsize(popsize, even=mirrored)
+    check_popsize(popsize, even=mirrored)
 
     def init(key: jax.Array, x0: PyTree) -> XNESState:
         del key
-        flat, fields = S.search_start(x0)
+        flat, fields = search_start(x0)
         eye = jnp.eye(flat.shape[0], dtype=flat.dtype)
         return XNESState(sigma=jnp.asarray(sigma, flat.dtype), B=eye, **fields)
 
-    def ask(key: jax.Array, state: XNESState) -> tuple[S.Perturbation, XNESState]:
+    def ask(key: jax.Array, state: XNESState) -> tuple[perturbation.Perturbation, XNESState]:
         d, dtype = state.B.shape[0], state.B.dtype
-        return S.perturbations(key, popsize, d, 1.0, mirrored=mirrored, dense=dense, dtype=dtype), state
+        return perturbation.perturbations(
+            key, popsize, d, 1.0, mirrored=mirrored, dense=dense, dtype=dtype
+        ), state
 
-    def standard(genotype: S.Perturbation, d: int, dtype) -> jax.Array:
+    def standard(genotype: perturbation.Perturbation, d: int, dtype) -> jax.Array:
         """s: the member's standard-normal sample, sign included."""
-        return genotype.scale * S.eps(genotype, d, dtype)
+        return genotype.scale * perturbation.eps(genotype, d, dtype)
 
-    def decode(state: XNESState, genotype: S.Perturbation) -> PyTree:
-        flat, unravel = S.check_x0(state.mean)
+    def decode(state: XNESState, genotype: perturbation.Perturbation) -> PyTree:
+        flat, unravel = check_x0(state.mean)
         return unravel(flat + state.sigma * (state.B @ standard(genotype, flat.shape[0], flat.dtype)))
 
-    def tell(key, state: XNESState, genotypes: S.Perturbation, fitness, descriptors=None) -> XNESState:
+    def tell(
+        key, state: XNESState, genotypes: perturbation.Perturbation, fitness, descriptors=None
+    ) -> XNESState:
         del key, descriptors
-        fitness = S.check_fitness(fitness, S.population_size(genotypes))
-        flat = S.ravel(state.mean)
+        fitness = check_fitness(fitness, population_size(genotypes))
+        flat = ravel(state.mean)
         d = flat.shape[0]
         default_eta = 0.6 * (3.0 + math.log(d)) / (d * math.sqrt(d))
         eta_sigma = default_eta if sigma_learning_rate is None else sigma_learning_rate
         eta_b = default_eta if shape_learning_rate is None else shape_learning_rate
 
-        u = S.nes_utilities(fitness).astype(flat.dtype)
+        u = nes_utilities(fitness).astype(flat.dtype)
         s = jax.vmap(standard, in_axes=(0, None, None))(genotypes, d, flat.dtype)  # (n, d)
         eye = jnp.eye(d, dtype=flat.dtype)
         g_delta = u @ s
@@ -112,6 +127,6 @@ def xnes(
         sigma_new = state.sigma * jnp.exp(0.5 * eta_sigma * g_sigma)
         b_new = state.B @ jax.scipy.linalg.expm(0.5 * eta_b * g_b)
 
-        return XNESState(sigma=sigma_new, B=b_new, **S.search_step(decode, state, genotypes, fitness, mean))
+        return XNESState(sigma=sigma_new, B=b_new, **search_step(decode, state, genotypes, fitness, mean))
 
-    return S.Strategy(init, ask, tell, decode)
+    return Strategy(init, ask, tell, decode)

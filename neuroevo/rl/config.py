@@ -1,0 +1,182 @@
+"""Run configurations: defaults, presets, config files and the objects a config builds.
+
+A configuration is resolved, lowest first, from the global :data:`DEFAULTS`,
+the environment's preset (:data:`neuroevo.presets.PRESETS`, settings measured
+to solve it, see ``benchmarks/rl.py``), a config file (TOML or YAML), and
+explicit overrides. Every key is checked, and the strategy and task are built,
+before anything is compiled.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from neuroevo.presets import PRESETS
+
+DEFAULTS: dict[str, Any] = {
+    "env": "CartPole-v1",
+    "strategy": "openai_es",
+    "popsize": 256,
+    "generations": 50,
+    "seed": 0,
+    "episodes": 1,
+    "eval_episodes": 10,
+    "hidden": (32, 32),
+    "network": "mlp",
+    "max_steps": None,
+    "normalize_obs": False,
+    "chunk_size": None,
+    "log_every": 1,
+    "checkpoint_every": 10,
+    "hp": {},
+}
+
+TYPES: dict[str, type] = {
+    "env": str,
+    "strategy": str,
+    "popsize": int,
+    "generations": int,
+    "seed": int,
+    "episodes": int,
+    "eval_episodes": int,
+    "network": str,
+    "max_steps": int,
+    "normalize_obs": bool,
+    "chunk_size": int,
+    "log_every": int,
+    "checkpoint_every": int,
+}
+
+
+def _valid_keys() -> str:
+    return ", ".join(DEFAULTS)
+
+
+def _coerce(key: str, value: Any) -> Any:
+    """Check one config value's type (None allowed where the default is None)."""
+    if key == "hidden":
+        if isinstance(value, str):
+            value = [v for v in value.replace(" ", "").split(",") if v]
+        try:
+            widths = tuple(int(v) for v in value)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"config key 'hidden' must be layer widths like [32, 32], got {value!r}"
+            ) from None
+        if any(w < 1 for w in widths):
+            raise ValueError(f"config key 'hidden' must hold positive widths, got {value!r}")
+        return widths
+    if key == "hp":
+        if not isinstance(value, Mapping):
+            raise ValueError(f"config key 'hp' must be a table of hyperparameters, got {value!r}")
+        return dict(value)
+    kind = TYPES[key]
+    if value is None and DEFAULTS[key] is None:
+        return None
+    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        if kind is int and isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ValueError(f"config key {key!r} must be {kind.__name__}, got {value!r}")
+    if kind is int and key not in ("seed",) and value < 1:
+        raise ValueError(f"config key {key!r} must be >= 1, got {value!r}")
+    return value
+
+
+def read_config_file(path: str) -> dict[str, Any]:
+    """A config file's table: TOML (``.toml``) or YAML (``.yaml``/``.yml``)."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext in (".toml", ".yaml", ".yml") and not os.path.isfile(path):
+        raise ValueError(f"config file {path!r} does not exist")
+    if ext == ".toml":
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10
+            import tomli as tomllib
+        with open(path, "rb") as f:
+            try:
+                data = tomllib.load(f)
+            except tomllib.TOMLDecodeError as e:
+                raise ValueError(f"config file {path!r} is not valid TOML: {e}") from None
+    elif ext in (".yaml", ".yml"):
+        import yaml
+
+        with open(path) as f:
+            try:
+                data = yaml.safe_load(f) or {}
+            except yaml.YAMLError as e:
+                raise ValueError(f"config file {path!r} is not valid YAML: {e}") from None
+    else:
+        raise ValueError(f"config file {path!r}: unknown format {ext!r}; valid: .toml, .yaml, .yml")
+    if not isinstance(data, Mapping):
+        raise ValueError(f"config file {path!r} must hold a table of keys, got {type(data).__name__}")
+    return dict(data)
+
+
+def resolve(file: str | None = None, **overrides: Any) -> dict[str, Any]:
+    """The full configuration: defaults < the env's preset < ``file`` < ``overrides``.
+
+    ``hp`` tables are merged in the same order. Unknown keys raise ``ValueError``
+    listing the valid ones.
+    """
+    layers = [read_config_file(file)] if file else []
+    layers.append(dict(overrides))
+    for layer in layers:
+        unknown = sorted(set(layer) - set(DEFAULTS))
+        if unknown:
+            raise ValueError(f"unknown config key {unknown[0]!r}; valid keys: {_valid_keys()}")
+    env = DEFAULTS["env"]
+    for layer in layers:
+        env = layer.get("env", env)
+    config = dict(DEFAULTS, hp={})
+    for layer in [PRESETS.get(env, {}), *layers]:
+        for key, value in layer.items():
+            if key == "hp":
+                config["hp"].update(_coerce("hp", value))
+            else:
+                config[key] = _coerce(key, value)
+    return config
+
+
+def make_task(config: Mapping[str, Any], episodes: int | None = None):
+    """The task a config trains on (``episodes`` overrides the config's)."""
+    from neuroevo import nn as ne_nn
+    from neuroevo import tasks
+
+    env_id = config["env"]
+    kwargs = dict(
+        episodes=config["episodes"] if episodes is None else episodes,
+        max_steps=config["max_steps"],
+        normalize_obs=config["normalize_obs"],
+    )
+    if env_id.startswith("playground:"):
+        return tasks.playground(env_id.split(":", 1)[1], hidden=config["hidden"], **kwargs)
+    if config["network"] not in ("mlp", "cnn", "neat"):
+        raise ValueError(f"unknown network {config['network']!r}; valid: 'mlp', 'cnn', 'neat'")
+    env, params = tasks.gymnax_module.make_env(env_id, config["max_steps"])
+    obs_shape = tuple(env.observation_space(params).shape)
+    if config["strategy"] == "neat" or config["network"] == "neat":
+        # NEAT evolves the network itself: its solutions are ne.nn.neat.Network graphs.
+        n_out, head = ne_nn.head_for(env.action_space(params))
+        return tasks.gymnax(env_id, ne_nn.neat.neat_policy(obs_shape, n_out, head), **kwargs)
+    if config["network"] == "cnn" and len(obs_shape) != 3:
+        raise ValueError(
+            f"network 'cnn' needs image observations (H, W, C); {env_id} observations have shape "
+            f"{obs_shape}: use network 'mlp'"
+        )
+    policy = ne_nn.policy_for(env.action_space(params), config["hidden"], config["network"])
+    return tasks.gymnax(env_id, policy, **kwargs)
+
+
+def make_strategy(config: Mapping[str, Any]):
+    from neuroevo import strategies
+
+    return strategies.make(config["strategy"], popsize=config["popsize"], **config["hp"])
+
+
+def run_keys(seed: int):
+    """A run's keys from its seed: (policy initialisation, evolution, final evaluation)."""
+    import jax
+
+    return jax.random.split(jax.random.key(seed), 3)

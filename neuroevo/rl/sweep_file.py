@@ -1,0 +1,46 @@
+"""``neuroevo sweep CONFIG --out DIR``: a sweep described by a config file."""
+
+from __future__ import annotations
+
+import os
+
+from neuroevo.engine import sweep as engine_sweep
+from neuroevo.rl import config as config_lib
+
+SWEEP_KEYS = ("grid", "samples", "num_samples", "seeds")
+
+
+def sweep_file(path: str, out: str) -> engine_sweep.SweepResult:
+    """Run the sweep a TOML/YAML file describes; write ``sweep.csv`` and ``sweep.png`` under ``out``.
+
+    The file holds ``neuroevo train`` settings (env, strategy, popsize,
+    generations, seed, hidden, fixed ``hp`` ...) plus ``seeds`` and either a
+    ``grid`` table (name -> list of values) or a ``samples`` table (name ->
+    ``[low, high, "log"|"linear"]``) with ``num_samples``.
+    """
+    table = config_lib.read_config_file(path)
+    settings = {k: table.pop(k) for k in SWEEP_KEYS if k in table}
+    config = config_lib.resolve(**table)
+    task = config_lib.make_task(config)
+    k_params, k_run, _ = config_lib.run_keys(config["seed"])
+    x0 = task.init_solution(k_params)
+
+    def make_strategy(**hp):
+        return config_lib.make_strategy(dict(config, hp=dict(config["hp"], **hp)))
+
+    result = engine_sweep.sweep(
+        k_run,
+        make_strategy,
+        task,
+        x0,
+        grid=settings.get("grid"),
+        samples=settings.get("samples"),
+        num_samples=settings.get("num_samples", 8),
+        seeds=settings.get("seeds", 1),
+        generations=config["generations"],
+        chunk_size=config["chunk_size"],
+    )
+    os.makedirs(out, exist_ok=True)
+    result.to_csv(os.path.join(out, "sweep.csv"))
+    result.plot(os.path.join(out, "sweep.png"), title=f"{config['strategy']} on {config['env']}")
+    return result
