@@ -6,10 +6,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from oracles import require
 
 import neuroevo as ne
 
-cocoex = pytest.importorskip("cocoex")
+cocoex = require("cocoex")
 
 
 # Every function is checked in 3 dimensions (7 is not one of COCO's; 2 or 10 by turns) and

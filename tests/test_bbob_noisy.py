@@ -25,11 +25,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from oracles import require
 
 import neuroevo as ne
 from neuroevo.bbob import legacy_rng, noisy
 
-cocoex = pytest.importorskip("cocoex")
+cocoex = require("cocoex")
 
 INSTANCES = (1, 7, 42)
 

@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+from oracles import require
 
 from neuroevo import cli
 from neuroevo.bench import bbob as bench_bbob
@@ -57,7 +58,7 @@ def test_hits_agree_with_trace(campaign):
 
 
 def test_cocopp_reads_and_processes(campaign, tmp_path):
-    cocopp = pytest.importorskip("cocopp")
+    cocopp = require("cocopp")
     result, out = campaign
     r = result.dimensions[DIM]
     # cocopp's reader: evaluations to the targets equal ours, run by run
@@ -151,7 +152,7 @@ def noisy_campaign(tmp_path_factory):
 def test_noisy_campaign_files_and_cocopp(noisy_campaign, tmp_path):
     """bbob-noisy: COCO's noisy observer format (suite and logger 'bbob-noisy'); records use the
     noise-free f - fopt, the measured columns the noisy values; cocopp reads and processes it."""
-    cocopp = pytest.importorskip("cocopp")
+    cocopp = require("cocopp")
     result, out = noisy_campaign
     r = result.dimensions[DIM]
     assert r.final_evals.max() <= 200 and r.best_measured is not None

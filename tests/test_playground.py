@@ -13,8 +13,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from oracles import require
 
-pytest.importorskip("mujoco_playground")
+require("mujoco_playground")
 
 # By path: neuroevo.tasks may export the factory ``playground`` under the module's name.
 pg = importlib.import_module("neuroevo.tasks.playground")
