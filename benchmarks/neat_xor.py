@@ -15,7 +15,10 @@ one set of seeds to the next (the script prints the medians of each block of
 Speed: populations 1000 and 5000, 100 generations without early stopping:
 milliseconds per generation (evaluation, speciation and reproduction), ours
 after compilation (the compile time is printed too), neat-python's averaged
-over its generations. Target: at least 20x faster at 5000 on the CPU.
+over its generations. Target: at least 20x faster at 5000 on the CPU than neat-python in one
+process (its default). Ours uses every core of the machine, so neat-python is also run with its
+``ParallelEvaluator`` over a process pool of as many workers as cores: that per-core figure is
+printed next to it and is the headline.
 
     python -m benchmarks.neat_xor [--seeds 20] [--speed-generations 100] [--skip quality|speed]
 
@@ -110,8 +113,22 @@ min_species_size   = 2
 
 
 # --------------------------------------------------------------------------- neat-python
-def neat_python_run(seed: int, popsize: int, generations: int, stop_at_threshold: bool) -> tuple[list, float]:
-    """(best fitness per generation, seconds) of one neat-python run."""
+def xor_fitness(genome, config) -> float:
+    """neat-python's XOR fitness of one genome (a module-level function: worker processes call it)."""
+    import neat
+
+    net = neat.nn.FeedForwardNetwork.create(genome, config)
+    fitness = 4.0
+    for x, y in zip(XOR_IN, XOR_OUT, strict=True):
+        fitness -= (net.activate(x)[0] - y) ** 2
+    return fitness
+
+
+def neat_python_run(
+    seed: int, popsize: int, generations: int, stop_at_threshold: bool, workers: int = 0
+) -> tuple[list, float]:
+    """(best fitness per generation, seconds) of one neat-python run; ``workers > 0`` evaluates
+    with its ``ParallelEvaluator`` over that many processes (started before the clock)."""
     import neat
 
     threshold = THRESHOLD if stop_at_threshold else 1e9
@@ -132,21 +149,24 @@ def neat_python_run(seed: int, popsize: int, generations: int, stop_at_threshold
         os.unlink(f.name)
     bests: list[float] = []
 
+    pool = neat.ParallelEvaluator(workers, xor_fitness) if workers else None
+
     def eval_genomes(genomes, config):
-        best = -np.inf
-        for _, genome in genomes:
-            net = neat.nn.FeedForwardNetwork.create(genome, config)
-            fitness = 4.0
-            for x, y in zip(XOR_IN, XOR_OUT, strict=True):
-                fitness -= (net.activate(x)[0] - y) ** 2
-            genome.fitness = fitness
-            best = max(best, fitness)
-        bests.append(best)
+        if pool is not None:
+            pool.evaluate(genomes, config)
+        else:
+            for _, genome in genomes:
+                genome.fitness = xor_fitness(genome, config)
+        bests.append(max(genome.fitness for _, genome in genomes))
 
     population = neat.Population(config, seed=seed)
-    t = time.perf_counter()
-    population.run(eval_genomes, generations)
-    return bests, time.perf_counter() - t
+    try:
+        t = time.perf_counter()
+        population.run(eval_genomes, generations)
+        return bests, time.perf_counter() - t
+    finally:
+        if pool is not None:
+            pool.close()
 
 
 # --------------------------------------------------------------------------- ours
@@ -213,9 +233,10 @@ def quality(seeds: int, generations: int) -> tuple[bool, str]:
     return met, f"XOR solved {so}/{seeds} vs {st}/{seeds}, median {mo:.1f} vs {mt:.1f} generations"
 
 
-def speed(popsizes: list[int], generations: int) -> tuple[bool, float]:
-    print(f"== speed: XOR, {generations} generations, no early stop")
-    ratio_at_largest = 0.0
+def speed(popsizes: list[int], generations: int) -> tuple[bool, float, float]:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    print(f"== speed: XOR, {generations} generations, no early stop; {cores} cores")
+    ratio_at_largest = per_core_at_largest = 0.0
     for popsize in popsizes:
         program = jax.jit(ours_program(popsize, generations, **CAPACITY))
         t = time.perf_counter()
@@ -226,15 +247,23 @@ def speed(popsizes: list[int], generations: int) -> tuple[bool, float]:
         ours_ms = (time.perf_counter() - t) / generations * 1e3
         bests, seconds = neat_python_run(0, popsize, generations, False)
         theirs_ms = seconds / len(bests) * 1e3
-        ratio_at_largest = theirs_ms / ours_ms
+        bests_pool, seconds_pool = neat_python_run(0, popsize, generations, False, workers=cores)
+        pool_ms = seconds_pool / len(bests_pool) * 1e3
+        ratio_at_largest, per_core_at_largest = theirs_ms / ours_ms, pool_ms / ours_ms
         print(
             f"popsize {popsize:5d}: neuroevo {ours_ms:8.1f} ms/gen (compile + first run {first:.1f} s), "
-            f"neat-python {theirs_ms:8.1f} ms/gen over {len(bests)} generations: {ratio_at_largest:.1f}x"
+            f"neat-python {theirs_ms:8.1f} ms/gen over {len(bests)} generations: {ratio_at_largest:.1f}x; "
+            f"neat-python ParallelEvaluator x{cores} {pool_ms:8.1f} ms/gen: "
+            f"{per_core_at_largest:.1f}x (same cores)"
         )
         print(f"  largest genome reached: {int(nodes.max())} nodes, {int(conns.max())} connections")
     met = ratio_at_largest >= 20.0
-    print(f"speed target (>= 20x at popsize {popsizes[-1]} on the CPU): {'met' if met else 'MISSED'}")
-    return met, ratio_at_largest
+    print(
+        f"speed target (>= 20x one-process neat-python at popsize {popsizes[-1]} on the CPU): "
+        f"{'met' if met else 'MISSED'} ({ratio_at_largest:.1f}x; "
+        f"{per_core_at_largest:.1f}x with the same cores)"
+    )
+    return met, ratio_at_largest, per_core_at_largest
 
 
 def main(argv=None) -> int:
@@ -252,9 +281,13 @@ def main(argv=None) -> int:
         ok &= met
         headline.append(text)
     if args.skip != "speed":
-        met, ratio = speed([int(p) for p in args.popsizes.split(",")], args.speed_generations)
+        met, ratio, per_core = speed([int(p) for p in args.popsizes.split(",")], args.speed_generations)
         ok &= met
-        headline.append(f"{ratio:.1f}x neat-python's speed at popsize {args.popsizes.split(',')[-1]}")
+        largest = args.popsizes.split(",")[-1]
+        headline.append(
+            f"{per_core:.1f}x neat-python's speed at popsize {largest} with the same cores "
+            f"({ratio:.1f}x against one process)"
+        )
     print(f"neat_xor: {'all targets met' if ok else 'target missed'}; " + "; ".join(headline))
     return 0 if ok else 1
 

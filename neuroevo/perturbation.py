@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from neuroevo.rng import normal
+from neuroevo.rng import normal, seed_normal
 from neuroevo.strategy import PyTree, check_x0, chunk_length
 
 Array = jax.Array
@@ -37,7 +37,7 @@ def eps(genotype: Perturbation, dim: int, dtype=jnp.float32) -> Array:
     """The standard-normal direction of one member (stored or regenerated)."""
     if genotype.noise is not None:
         return genotype.noise
-    return normal(jax.random.wrap_key_data(genotype.seed), (dim,), dtype)
+    return seed_normal(genotype.seed, (dim,), dtype)
 
 
 def use_dense(popsize: int, dim: int, dense: bool | None, limit_bytes: int = 1 << 28) -> bool:
@@ -96,7 +96,7 @@ def _weighted_noise_sums(coeffs, features, genotypes: Perturbation, dim, chunk_s
 
     def body(acc, xs):
         seed_chunk, coeff_chunks = xs
-        z = jax.vmap(lambda s: normal(jax.random.wrap_key_data(s), (dim,), dtype))(seed_chunk)
+        z = jax.vmap(lambda s: seed_normal(s, (dim,), dtype))(seed_chunk)
         terms = zip(acc, coeff_chunks, features(z), strict=True)
         return tuple(a + w.astype(dtype) @ f for a, w, f in terms), None
 

@@ -34,6 +34,21 @@ def normal(key: Array, shape: tuple[int, ...], dtype=jnp.float32) -> Array:
     return normal_from_bits(jax.random.bits(key, ((size + 1) // 2,), jnp.uint32), shape)
 
 
+def seed_normal(seed: Array, shape: tuple[int, ...], dtype=jnp.float32) -> Array:
+    """The standard-normal noise of a compact genotype's stored seed (raw key data, ``uint32[2]``).
+
+    In float32 every value is a function of its own index alone (:func:`hash_bits` of a
+    counter, then :func:`normal_from_words`), so XLA fuses the draw into whatever uses it:
+    ``mean + sigma * seed_normal(seed, ...)`` over a chunk of members writes the members and
+    nothing else (no buffer of random bits the size of the chunk). Other dtypes (float64 runs)
+    use ``jax.random.normal`` of the seed's key.
+    """
+    key = jax.random.wrap_key_data(seed)
+    if jnp.dtype(dtype) != jnp.float32:
+        return jax.random.normal(key, shape, dtype)
+    return normal_from_words(hash_bits(key, math.prod(shape))).reshape(shape)
+
+
 def uniform16(bits: Array, size: int) -> Array:
     """``size`` uniforms in (0, 1) at 16-bit resolution from ``ceil(size / 2)`` random words (two
     per word): for probabilities and choices a 1/65536 grid is fine, and it halves the draws."""

@@ -191,7 +191,7 @@ def test_mate_choice_in_the_ga_follows_and_inherits_the_preferences():
     # with the child's step and its own noise: new parent j is member 63 - j.
     for j in range(8):
         i = 63 - j
-        noise = rng.normal(jax.random.wrap_key_data(g.pref_seed[i]), (3,))
+        noise = rng.seed_normal(g.pref_seed[i], (3,))
         np.testing.assert_allclose(new.preferences[j], ideal + g.scale[i] * noise, rtol=1e-6)
     assert not np.array_equal(new.preferences, state.preferences)  # ideals evolve with their owners
 

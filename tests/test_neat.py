@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 import neuroevo as ne
 from neuroevo.nn import neat as neat_nn
+from neuroevo.strategies import neat_genes
 from neuroevo.strategies import neat_ops as ops
 
 P = 8  # genomes evolved together, so that innovation numbering across genomes is exercised
@@ -126,14 +127,14 @@ def test_crossover_with_itself_returns_the_genome_and_keeps_the_fitter_structure
     _, p = params()
     a, b = (jax.tree_util.tree_map(lambda x, i=i: x[i], pop) for i in (0, 1))
     for key in range(5):
-        same = ops.crossover(jax.random.key(key), a, a, 1.0, 1.0, p)
+        same = neat_genes.crossover(jax.random.key(key), a, a, 1.0, 1.0, p)
         for x, y in zip(jax.tree_util.tree_leaves(same), jax.tree_util.tree_leaves(a), strict=True):
             np.testing.assert_array_equal(x, y)
-    child = ops.crossover(jax.random.key(0), a, b, 0.0, 1.0, p)  # b is fitter: b's genes
+    child = neat_genes.crossover(jax.random.key(0), a, b, 0.0, 1.0, p)  # b is fitter: b's genes
     np.testing.assert_array_equal(child.innov, b.innov)
     np.testing.assert_array_equal(child.conn_in, b.conn_in)
     np.testing.assert_array_equal(child.node_id, b.node_id)
-    match, j = ops.align(b, a)
+    match, j = neat_genes.align(b, a)
     w = np.asarray(child.weight)
     assert np.all(
         (w == np.asarray(b.weight)) | (np.asarray(match) & (w == np.asarray(a.weight)[np.asarray(j)]))
@@ -227,7 +228,7 @@ def test_compatibility_distance_matrix_equals_a_reference():
     (pop, _, _), _ = mutate_many(jax.random.key(5), STEPS, True)
     _, p = params()
     reps = jax.tree_util.tree_map(lambda x: x[:3], pop)
-    d = np.asarray(ops.distances(pop, reps, p))
+    d = np.asarray(neat_genes.distances(pop, reps, p))
     gs = genomes(pop)
     ref = np.array([[numpy_distance(gs[i], gs[j]) for j in range(3)] for i in range(P)])
     np.testing.assert_allclose(d, ref, rtol=1e-5, atol=1e-6)

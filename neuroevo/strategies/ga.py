@@ -244,7 +244,7 @@ def ga(
             if "sigma" in g:
                 g["sigma"] = g["sigma"].at[0].set(state.parent_sigma[0])
         if perturbation.use_dense(popsize, dim, dense):  # per-member noise: the same bits as the seeds
-            g["noise"] = jax.vmap(lambda s: rng.normal(jax.random.wrap_key_data(s), (dim,), dtype))(g["seed"])
+            g["noise"] = jax.vmap(lambda s: rng.seed_normal(s, (dim,), dtype))(g["seed"])
         return GAGenotype(parent, scale, **g), state
 
     def crossed(table: jax.Array, genotype: GAGenotype) -> jax.Array:
@@ -266,7 +266,7 @@ def ga(
 
     def decode_preference(state: GAState, genotype: GAGenotype) -> jax.Array:
         base = crossed(state.preferences, genotype)
-        noise = rng.normal(jax.random.wrap_key_data(genotype.pref_seed), base.shape, base.dtype)
+        noise = rng.seed_normal(genotype.pref_seed, base.shape, base.dtype)
         return ops.mutate(base, genotype.scale, noise)
 
     def tell(key, state: GAState, genotypes, fitness, descriptors=None):
@@ -396,7 +396,7 @@ def decode_lineage(
 def _replay(x: jax.Array, seeds: jax.Array, sigmas: jax.Array) -> jax.Array:
     def step(x, mutation):
         seed, scale = mutation
-        noise = rng.normal(jax.random.wrap_key_data(seed), x.shape, x.dtype)
+        noise = rng.seed_normal(seed, x.shape, x.dtype)
         return ops.mutate(x, scale, noise, exact=True), None
 
     return jax.lax.scan(step, x, (seeds, sigmas))[0]

@@ -41,14 +41,16 @@ The benchmark (``benchmarks/neat_xor.py``) runs on seeds none of these used.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from neuroevo.nn.neat import ACTIVATION_NAMES, Network, activation_index
 from neuroevo.shaping import sanitize
+from neuroevo.strategies import neat_genes
 from neuroevo.strategies import neat_ops as ops
+from neuroevo.strategies.neat_io import draw, export
 from neuroevo.strategies.neat_ops import Genome
 from neuroevo.strategy import Strategy, check_fitness, check_popsize, static_int, update_best
 
@@ -184,19 +186,19 @@ def neat(
             """Distances of the unplaced members to a new representative (inf for the others: only
             unplaced members join it or, at the end, pick their closest species). Usually only a
             few are unplaced, so they are gathered ``FEW_UNPLACED`` at most; all when more are."""
-            everyone = lambda: jnp.where(unplaced, ops.distances(pop, one(rep), p)[:, 0], jnp.inf)  # noqa: E731
+            everyone = lambda: jnp.where(unplaced, neat_genes.distances(pop, one(rep), p)[:, 0], jnp.inf)  # noqa: E731
             if n == popsize:
                 return everyone()
 
             def few():
                 idx = jnp.nonzero(unplaced, size=n, fill_value=popsize)[0]
                 sub = jax.tree_util.tree_map(lambda x: x[jnp.minimum(idx, popsize - 1)], pop)
-                d = ops.distances(sub, one(rep), p)[:, 0]
+                d = neat_genes.distances(sub, one(rep), p)[:, 0]
                 return jnp.full((popsize,), jnp.inf).at[idx].set(d, mode="drop")
 
             return jax.lax.cond(jnp.sum(unplaced) <= n, few, everyone)
 
-        d_old = ops.distances(pop, reps, p)  # [P, S]
+        d_old = neat_genes.distances(pop, reps, p)  # [P, S]
         d_old = jnp.where(active[None], d_old, jnp.inf)
         nearest = jnp.argmin(d_old, 1)
         fits = jnp.take_along_axis(d_old, nearest[:, None], 1)[:, 0] < threshold
@@ -335,7 +337,7 @@ def neat(
         keys = [jax.random.split(k, popsize) for k in (k_cross, k_del, k_prop, k_struct, k_attr)]
 
         def breed(kc, kd, kp, a, b, elite):  # one block of children: crossover, deletions, proposals
-            child = jax.vmap(ops.crossover, (0, 0, 0, 0, 0, None))(
+            child = jax.vmap(neat_genes.crossover, (0, 0, 0, 0, 0, None))(
                 kc, take(a), take(b), fitness[a], fitness[b], p
             )
             cut = jax.vmap(ops.mutate_delete, (0, 0, None))(kd, child, p)
@@ -407,96 +409,6 @@ def neat(
 
 def _bcast(mask: Array, like: Array) -> Array:
     return mask.reshape(mask.shape + (1,) * (like.ndim - mask.ndim))
-
-
-# --------------------------------------------------------------------------- #
-# Reading a genome: export and drawing.
-# --------------------------------------------------------------------------- #
-
-
-def export(genome: Genome) -> dict[str, Any]:
-    """A genome as plain Python data: its nodes and connection genes (valid rows only)."""
-    import numpy as np
-
-    g = jax.tree_util.tree_map(np.asarray, genome)
-    ni, no = genome.num_inputs, genome.num_outputs
-    nodes = []
-    for slot in np.nonzero(g.node_id >= 0)[0]:
-        kind = "input" if slot < ni else "output" if slot < ni + no else "hidden"
-        node = {"id": int(g.node_id[slot]), "type": kind}
-        if kind != "input":
-            node.update(
-                bias=float(g.bias[slot]),
-                response=float(g.response[slot]),
-                activation=ACTIVATION_NAMES[int(g.activation[slot])],
-                aggregation="sum",
-            )
-        nodes.append(node)
-    conns = [
-        {
-            "in": int(g.node_id[g.conn_in[c]]),
-            "out": int(g.node_id[g.conn_out[c]]),
-            "weight": float(g.weight[c]),
-            "enabled": bool(g.enabled[c]),
-            "innovation": int(g.innov[c]),
-        }
-        for c in np.nonzero(g.innov >= 0)[0]
-    ]
-    return {"num_inputs": ni, "num_outputs": no, "nodes": nodes, "connections": conns}
-
-
-def draw(genome: Genome, path: str, *, title: str = "", show_disabled: bool = False) -> None:
-    """Draw a genome's network to ``path`` (PNG): layers by depth, inputs left, outputs right,
-    edge width by |weight| (red negative, blue positive)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    info = export(genome)
-    d = np.asarray(ops.depth(genome))
-    ni, no = genome.num_inputs, genome.num_outputs
-    hidden = info["nodes"][ni + no :]
-    layer = {n["id"]: 0 for n in info["nodes"][:ni]}
-    layer.update({n["id"]: max(int(d[i]), 1) for i, n in enumerate(hidden, start=ni + no)})
-    out_col = max([c for nid, c in layer.items()] + [0]) + 1
-    layer.update({n["id"]: out_col for n in info["nodes"][ni : ni + no]})
-    columns: dict[int, list[int]] = {}
-    for n in info["nodes"]:
-        columns.setdefault(layer[n["id"]], []).append(n["id"])
-    pos = {nid: (x, (i + 1) / (len(ids) + 1)) for x, ids in columns.items() for i, nid in enumerate(ids)}
-    fig, ax = plt.subplots(figsize=(2 + 1.5 * len(columns), 4))
-    wmax = max([abs(c["weight"]) for c in info["connections"]] + [1e-9])
-    for c in info["connections"]:
-        if not c["enabled"] and not show_disabled:
-            continue
-        (x1, y1), (x2, y2) = pos[c["in"]], pos[c["out"]]
-        ax.annotate(
-            "",
-            xy=(x2, y2),
-            xytext=(x1, y1),
-            arrowprops=dict(
-                arrowstyle="->",
-                color=("tab:blue" if c["weight"] > 0 else "tab:red") if c["enabled"] else "lightgray",
-                lw=0.5 + 3.0 * abs(c["weight"]) / wmax,
-                linestyle="-" if c["enabled"] else ":",
-                shrinkA=9,
-                shrinkB=9,
-            ),
-        )
-    colors = {"input": "lightgreen", "output": "lightskyblue", "hidden": "white"}
-    for n in info["nodes"]:
-        x, y = pos[n["id"]]
-        ax.scatter([x], [y], s=500, c=colors[n["type"]], edgecolors="black", zorder=3)
-        ax.text(x, y, str(n["id"]), ha="center", va="center", fontsize=8, zorder=4)
-    ax.set_axis_off()
-    ax.set_title(
-        title or f"{len(info['nodes'])} nodes, {sum(c['enabled'] for c in info['connections'])} connections"
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 __all__ = ["NEATState", "Genome", "draw", "export", "neat"]
