@@ -176,4 +176,4 @@ def test_bad_logger_names_and_missing_extras_are_clear(tmp_path, capsys, monkeyp
     assert (
         cli.main(["train", "--generations", "1", "--quiet", "--out", str(out), "--log", "tensorboard"]) == 2
     )
-    assert "neuroevo[tensorboard]" in capsys.readouterr().err
+    assert "neuroevo[tensorboard]" in capsys.readouterr().err and not out.exists()

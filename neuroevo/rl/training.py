@@ -85,6 +85,7 @@ def train(
     log = loggers.parse_log(log)
     if log and out is None:
         raise ValueError(f"logging ({', '.join(log)}) writes under the run directory: give out=")
+    loggers.check(log)  # a missing extra is reported before anything is written
     if resume and out is not None:  # a resumed run keeps the loggers it has
         log += tuple(n for n in loggers.LOGGERS if n not in log and os.path.isdir(os.path.join(out, n)))
 
