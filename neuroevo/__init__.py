@@ -5,7 +5,7 @@ a run is one compiled program that can be vmapped over seeds and sweeps.
 """
 
 from neuroevo import bbob, bench, nn, perturbation, rl, rng, shaping, sorting, strategies, strategy, tasks
-from neuroevo.engine import RunResult, distributed, evaluate_population, evolve, run
+from neuroevo.engine import RunResult, callbacks, distributed, evaluate_population, evolve, run
 from neuroevo.engine.pbt import PBT
 from neuroevo.engine.sweep import SweepResult, sweep
 from neuroevo.rl import train
@@ -20,6 +20,7 @@ __all__ = [
     "SweepResult",
     "bbob",
     "bench",
+    "callbacks",
     "distributed",
     "evaluate_population",
     "evolve",

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 SUPPRESS = argparse.SUPPRESS  # only flags given on the command line reach the config
+LOG_HELP = "tensorboard or wandb (repeat, or a comma list): log every metric per generation under --out"
 
 
 def _parse_hp(items: Sequence[str]) -> dict[str, Any]:
@@ -36,7 +37,7 @@ def _parse_hp(items: Sequence[str]) -> dict[str, Any]:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    skip = {"func", "command", "config", "out", "resume", "quiet"}
+    skip = {"func", "command", "config", "out", "resume", "quiet", "log"}
     overrides = {k: v for k, v in vars(args).items() if k not in skip}
     if "hp" in overrides:
         overrides["hp"] = _parse_hp(overrides["hp"])
@@ -56,12 +57,20 @@ def train(args: argparse.Namespace) -> float:
                 f"got {', '.join('--' + c.replace('_', '-') for c in changed) or '--config'}"
             )
         config = rl.load_config(resume)
-        result = rl.train(config, out=resume, resume=True, progress=not args.quiet, **overrides)
+        result = rl.train(
+            config,
+            out=resume,
+            resume=True,
+            progress=not args.quiet,
+            log=getattr(args, "log", None),
+            **overrides,
+        )
     else:
         result = rl.train(
             file=getattr(args, "config", None),
             out=getattr(args, "out", None),
             progress=not args.quiet,
+            log=getattr(args, "log", None),
             **overrides,
         )
     print(f"final evaluation return: {result.final_return:.2f}")
@@ -111,7 +120,7 @@ def sweep(args: argparse.Namespace) -> None:
     from neuroevo.engine import sweep as engine_sweep
     from neuroevo.rl.sweep_file import sweep_file
 
-    result = sweep_file(args.config, args.out)
+    result = sweep_file(args.config, args.out, log=args.log)
     config, score = engine_sweep.best_config(result)
     print(
         f"{len(result.configs)} configs x {len(result.keys)} seeds in {result.seconds:.1f} s "
@@ -156,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", default=SUPPRESS, metavar="DIR", help="continue the run in DIR from its checkpoint"
     )
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--log", action="append", default=SUPPRESS, metavar="NAME", help=LOG_HELP)
     t.set_defaults(func=train)
     e = sub.add_parser("eval", help="re-evaluate a trained policy, optionally drawing a GIF")
     e.add_argument("run_dir", help="a directory written by `neuroevo train --out`")
@@ -171,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     w.add_argument("config", metavar="CONFIG", help="a TOML or YAML file")
     w.add_argument("--out", required=True, help="output directory")
+    w.add_argument("--log", action="append", default=None, metavar="NAME", help=LOG_HELP)
     w.set_defaults(func=sweep)
     s = sub.add_parser("strategies", help="list the registered strategies and their hyperparameters")
     s.set_defaults(func=_list_strategies)

@@ -1,4 +1,4 @@
-"""The contract every registered strategy honours (DESIGN.md section 1)."""
+"""The contract every registered strategy honours (docs/concepts/contract.md)."""
 
 import jax
 import jax.numpy as jnp

@@ -1,4 +1,4 @@
-"""Several devices (DESIGN.md section 5): sharded runs equal unsharded ones; sweeps compile once.
+"""Several devices (docs/concepts/sharding.md): sharded runs equal unsharded ones; sweeps compile once.
 
 The 8-device checks run in one subprocess: the host device count is fixed
 before JAX initialises (``XLA_FLAGS=--xla_force_host_platform_device_count=8``).

@@ -1,4 +1,4 @@
-"""Population-based training as a mode of ne.sweep (issue 8, DESIGN.md section 5)."""
+"""Population-based training as a mode of ne.sweep (issue 8; docs/concepts/sweeps.md)."""
 
 from __future__ import annotations
 

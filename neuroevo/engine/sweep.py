@@ -1,8 +1,8 @@
 """Sweeps: every config x seed of a strategy as one compiled, vmapped program.
 
 ``make_strategy(**hp)`` is called inside ``jax.vmap`` with each hyperparameter
-a traced scalar, so one compilation serves the whole sweep (DESIGN.md section
-1: numeric hyperparameters may be traced; shapes such as ``popsize`` are fixed
+a traced scalar, so one compilation serves the whole sweep (docs/concepts/contract.md:
+numeric hyperparameters may be traced; shapes such as ``popsize`` are fixed
 in ``make_strategy``)::
 
     result = ne.sweep(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from neuroevo.rl.config import make_strategy, make_task, resolve, run_keys
@@ -49,6 +49,8 @@ def train(
     out: str | None = None,
     resume: bool = False,
     progress: bool = False,
+    log: str | Sequence[str] | None = None,
+    callbacks: Sequence[Callable[[int, Any, dict], None]] = (),
     **overrides: Any,
 ) -> TrainResult:
     """Train a policy; return the final state, history and evaluation.
@@ -59,9 +61,16 @@ def train(
       out: the run directory (outputs and checkpoints); None writes nothing.
       resume: continue the run in ``out`` from its last checkpoint, bit for bit.
       progress: draw a progress bar with best/mean return and env-steps/s.
+      log: loggers writing every metric per generation under ``out``:
+        ``"tensorboard"`` (``out/tensorboard/``), ``"wandb"`` (``out/wandb/``, offline
+        unless ``WANDB_MODE`` says otherwise), a list or a comma list of them
+        (:mod:`neuroevo.engine.callbacks`). A resumed run keeps logging to the
+        loggers it has.
+      callbacks: more ``fn(generation, state, block_metrics)`` callbacks for the run loop.
     """
     import numpy as np
 
+    from neuroevo.engine import callbacks as loggers
     from neuroevo.engine import checkpoint as ckpt
     from neuroevo.engine import loop
 
@@ -73,6 +82,12 @@ def train(
     strategy = make_strategy(config)
     task = make_task(config)
     eval_task = make_task(config, episodes=config["eval_episodes"])
+    log = loggers.parse_log(log)
+    if log and out is None:
+        raise ValueError(f"logging ({', '.join(log)}) writes under the run directory: give out=")
+    loggers.check(log)  # a missing extra is reported before anything is written
+    if resume and out is not None:  # a resumed run keeps the loggers it has
+        log += tuple(n for n in loggers.LOGGERS if n not in log and os.path.isdir(os.path.join(out, n)))
 
     checkpoint_dir = None
     writer = None
@@ -90,23 +105,29 @@ def train(
         checkpoint_dir = os.path.join(out, "checkpoints")
         reached = ckpt.Manager(checkpoint_dir).latest() if resume else None
         writer = _MetricsWriter(out, keep_until=reached or 0)
+        run_name = os.path.basename(os.path.normpath(out))
+        log = [loggers.make(n, out, run_name=run_name, config=config, resume=resume) for n in log]
 
     k_params, k_run, k_eval = run_keys(config["seed"])
     x0 = task.init_solution(k_params)
     t0 = time.perf_counter()
-    result = loop.run(
-        k_run,
-        strategy,
-        task,
-        x0,
-        config["generations"],
-        chunk_size=config["chunk_size"],
-        log_every=config["log_every"],
-        checkpoint_dir=checkpoint_dir,
-        checkpoint_every=config["checkpoint_every"],
-        callbacks=[writer] if writer is not None else [],
-        progress=progress,
-    )
+    try:
+        result = loop.run(
+            k_run,
+            strategy,
+            task,
+            x0,
+            config["generations"],
+            chunk_size=config["chunk_size"],
+            log_every=config["log_every"],
+            checkpoint_dir=checkpoint_dir,
+            checkpoint_every=config["checkpoint_every"],
+            callbacks=([writer] if writer is not None else []) + list(log) + list(callbacks),
+            progress=progress,
+        )
+    finally:
+        for logger in log:
+            logger.close()
     final_params = final_solution(result.state)
     final_return, best_return = (
         evaluate_policy(eval_task, result.task_state, params, k_eval)
