@@ -17,8 +17,10 @@ step is usable, one ``ValueError`` line names each.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import warnings
 from typing import Any
@@ -92,6 +94,18 @@ def verify(step_dir: str) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def _quiet_orbax():
+    """Orbax logs (absl) the damage of a corrupt step it reads; the caller reports it in one line."""
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _one_line(error: BaseException) -> str:
     lines = str(error).strip().splitlines()
     text = lines[0] if lines else type(error).__name__
@@ -112,10 +126,11 @@ class Manager:
         self.directory = os.path.abspath(directory)
         self.fingerprint = fingerprint
         self._pending: int | None = None
-        self._m = ocp.CheckpointManager(
-            self.directory,
-            options=ocp.CheckpointManagerOptions(max_to_keep=max(2, max_to_keep), create=True),
-        )
+        with _quiet_orbax():
+            self._m = ocp.CheckpointManager(
+                self.directory,
+                options=ocp.CheckpointManagerOptions(max_to_keep=max(2, max_to_keep), create=True),
+            )
 
     def step_dir(self, step: int) -> str:
         return os.path.join(self.directory, str(step))
@@ -190,6 +205,10 @@ class Manager:
         Raises ``ValueError`` if the checkpoint was written by a different run
         (see :class:`Manager`), or if no step can be read (naming each).
         """
+        with _quiet_orbax():
+            return self._restore_latest(like, key_data)
+
+    def _restore_latest(self, like: Any, key_data: jax.Array):
         bad: list[tuple[int, str]] = []
         abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, like)
         for step in sorted(self._m.all_steps(), reverse=True):

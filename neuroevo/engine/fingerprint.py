@@ -139,10 +139,12 @@ def differences(stored: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
         a, b = stored.get(name), now.get(name)
         if name in ("strategy", "hyperparameters") and (a is None or b is None):
             continue
+        if name == "hyperparameters" and stored.get("strategy") != now.get("strategy"):
+            continue  # another strategy: its hyperparameters are not comparable
         if a == b:
             continue
         if name == "hyperparameters":
-            for hp in sorted(set(a) | set(b)):
+            for hp in sorted(set(a) | set(b) - {"popsize"}):  # popsize: its own field
                 if a.get(hp) != b.get(hp):
                     found.append(f"hyperparameter {hp}: {_show(a.get(hp))} vs {_show(b.get(hp))}")
         elif name in ("x0", "state"):

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from neuroevo.engine import distributed, keys
+from neuroevo.engine import distributed, prng_keys
 from neuroevo.shaping import sanitize
 from neuroevo.strategy import Strategy, check_fitness, chunk_length, population, population_size
 from neuroevo.tasks.base import Evaluation, Task
@@ -46,7 +46,7 @@ def evaluate_population(
     size not above it is used. With a ``mesh`` each chunk's members are split
     over its devices. ``key`` may be a typed or a legacy key.
     """
-    key = keys.as_key(key)
+    key = prng_keys.as_key(key)
     n = population_size(genotypes)
     c = chunk_length(n, chunk_size)
     decode = lambda g: distributed.shard_population(population(strategy, state, g), mesh)
@@ -151,7 +151,7 @@ def run(
     from neuroevo.engine import checkpoint as ckpt
     from neuroevo.engine import fingerprint
 
-    key = keys.as_key(key)
+    key = prng_keys.as_key(key)
     if not isinstance(generations, int) or isinstance(generations, bool) or generations < 0:
         raise ValueError(f"generations must be a non-negative int, got {generations!r}")
     if log_every is not None and (

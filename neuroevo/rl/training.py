@@ -28,10 +28,14 @@ def final_solution(state: Any) -> Any:
 
 
 def evaluate_policy(task: Any, task_state: Any, params: Any, key: Any) -> float:
-    """One policy's fitness on ``task`` (its mean return over the task's episodes)."""
+    """One policy's fitness on ``task`` (its mean return over the task's episodes); ``key`` may be
+    a typed or a legacy key."""
     import jax
     import numpy as np
 
+    from neuroevo.engine import prng_keys
+
+    key = prng_keys.as_key(key)
     batch = jax.tree_util.tree_map(lambda x: x[None], params)
     evaluation, _ = jax.jit(task.evaluate)(key, task_state, batch)
     return float(np.asarray(evaluation.fitness)[0])
