@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import signal
 import sys
 import warnings
 from collections.abc import Sequence
@@ -256,6 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a further Ctrl-C: no traceback over the hint
         where = getattr(args, "resume", None) or getattr(args, "out", None)
         hint = f"; continue with: neuroevo train --resume {where}" if where else ""
         print(f"\ninterrupted{hint}", file=sys.stderr)

@@ -23,7 +23,7 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "episodes": 1,
     "eval_episodes": 10,
-    "hidden": (32, 32),
+    "hidden": (32, 32),  # layer widths; () (or "" on the command line): no hidden layer, a linear policy
     "network": "mlp",
     "max_steps": None,
     "normalize_obs": False,
