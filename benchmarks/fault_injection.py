@@ -38,6 +38,8 @@ import sys
 import tempfile
 import time
 
+from neuroevo.engine.checkpoint import CHECKSUMS
+
 PHASES = ("compile", "block", "sigint", "checkpoint", "final")
 MIDDLE = ("compile", "block", "sigint", "checkpoint")  # "final" ends a chain: no block runs after it
 GENERATIONS = 40
@@ -118,8 +120,6 @@ def _rows(out: str) -> int:
 
 
 def _writing_checkpoint(out: str, before: set[str]) -> bool:
-    from neuroevo.engine.checkpoint import CHECKSUMS
-
     directory = os.path.join(out, "checkpoints")
     try:
         names = set(os.listdir(directory))
