@@ -32,6 +32,8 @@ VALID = {
     "--normalize-obs": None,
     "--no-normalize-obs": None,
     "--hp": ["sigma=0.05", "sigma=0.3", "learning_rate=0.01", "weight_decay=0.0"],
+    # A config file (written by run_cli from the text after "toml:").
+    "--config": ["toml:episodes = 1", "toml:hidden = [3]\n[hp]\nsigma = 0.2", "toml:seed = 5"],
 }
 INVALID = [
     ["--env", "Nope-v0"],
@@ -65,6 +67,13 @@ INVALID = [
     ["--hp", "sigma=0.1", "--hp", "sigma=0.2"],
     ["--hp", "optimizer=adam"],
     ["--config", "/nonexistent/run.toml"],
+    ["--config", "toml:popsise = 8"],
+    ["--config", "toml:env = 5"],
+    ["--config", "toml:hidden = [4, 0]"],
+    ["--config", "toml:[hp]\nsigma = 'abc'"],
+    ["--config", "toml:generations = "],
+    ["--popsise", "8"],
+    ["--sigma", "0.1"],
     ["--out", "/proc/neuroevo-fuzz"],
     ["--resume", "/nonexistent/run"],
 ]
@@ -72,7 +81,8 @@ INVALID = [
 
 @st.composite
 def train_argv(draw, invalid: bool) -> list[str]:
-    """Tiny base settings, up to five valid settings, then (``invalid``) one or two invalid ones."""
+    """Tiny base settings, up to five valid settings, then (``invalid``) one or two invalid ones
+    (flags and config-file keys: unknown names, values of the wrong kind or range)."""
     argv = ["train", "--generations", "1", "--max-steps", "5", "--eval-episodes", "1", "--popsize", "4"]
     for flag in draw(st.lists(st.sampled_from(sorted(VALID)), max_size=5, unique=True)):
         values = VALID[flag]
@@ -92,6 +102,11 @@ def run_cli(argv: list[str]) -> tuple[int, str, bool]:
     work = tempfile.mkdtemp(prefix="neuroevo-fuzz-")
     out = os.path.join(work, "run")
     argv = [*argv[:1], "--out", out, "--quiet", *argv[1:]]  # a later --out (invalid) wins
+    for i, value in enumerate(argv):
+        if value.startswith("toml:"):
+            argv[i] = os.path.join(work, f"config{i}.toml")
+            with open(argv[i], "w") as f:
+                f.write(value[len("toml:") :] + "\n")
     err = io.StringIO()
     try:
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):

@@ -171,6 +171,37 @@ def test_corrupt_latest_checkpoint_falls_back_and_none_usable_is_one_line(tmp_pa
     assert sorted(os.listdir(base)) == ["3", "6"]
 
 
+def test_a_second_ctrl_c_while_a_checkpoint_is_written_waits_for_it(tmp_path, monkeypatch):
+    """Two Ctrl-Cs arrive while generation 2's checkpoint is being written: it is completed
+    (and sealed), the run stops there, and resumes bit for bit."""
+    import signal
+
+    import orbax.checkpoint as ocp
+
+    strategy = ne.strategies.make("openai_es", popsize=16)
+    whole, whole_history = ne.evolve(jax.random.key(3), strategy, TASK, X0, 4, log_every=1)
+    save = ocp.CheckpointManager.save
+
+    def interrupted_save(self, step, *args, **kwargs):
+        if step == 2:
+            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)
+        return save(self, step, *args, **kwargs)
+
+    monkeypatch.setattr(ocp.CheckpointManager, "save", interrupted_save)
+    ckpt = str(tmp_path / "ckpt")
+    with pytest.raises(KeyboardInterrupt):
+        ne.evolve(jax.random.key(3), strategy, TASK, X0, 4, log_every=1, checkpoint_dir=ckpt)
+    assert sorted(os.listdir(ckpt)) == ["1", "2"]
+    assert checkpoint.verify(os.path.join(ckpt, "2")) is None
+    assert os.path.exists(os.path.join(ckpt, "2", checkpoint.CHECKSUMS))
+    monkeypatch.setattr(ocp.CheckpointManager, "save", save)
+    state, history = ne.evolve(jax.random.key(3), strategy, TASK, X0, 4, log_every=1, checkpoint_dir=ckpt)
+    assert_trees_equal(state, whole)
+    for k in whole_history:
+        np.testing.assert_array_equal(history[k], whole_history[k])
+
+
 def test_checkpoints_are_checksummed_after_writing(tmp_path):
     ckpt = str(tmp_path / "ckpt")
     ne.evolve(jax.random.key(0), ne.strategies.make("ga", popsize=8), TASK, X0, 4, checkpoint_dir=ckpt)

@@ -202,15 +202,19 @@ class _ConfigFile:
     def __init__(self, path: str, config: Mapping[str, Any]):
         self.path = path
         self.content = {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
+        self.current = False
 
     def __call__(self, *_: Any) -> None:
+        if self.current:
+            return
         try:
             with open(self.path) as f:
-                if json.load(f) == self.content:
-                    return
+                self.current = json.load(f) == self.content
         except (OSError, ValueError):
             pass
-        _write_json(self.path, self.content)
+        if not self.current:
+            _write_json(self.path, self.content)
+            self.current = True
 
 
 def _remove_failed_start(out: str, created: bool) -> None:
