@@ -21,6 +21,7 @@ A fingerprint is a flat JSON table:
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import math
 import numbers
 import re
@@ -97,8 +98,6 @@ def fingerprint(
       carry: the (abstract) ``(strategy state, task state)`` the run starts from.
       step: one generation, ``step(carry, key) -> (carry, metrics)``, and ``step_key`` a key for it.
     """
-    import neuroevo
-
     config = getattr(strategy, "config", None)
     genotypes, _ = jax.eval_shape(strategy.ask, step_key, carry[0])
     return {
@@ -110,8 +109,15 @@ def fingerprint(
         "state": leaves(carry),
         "task": task_identity(task),
         "program": program_digest(step, carry, step_key),
-        "versions": {"jax": jax.__version__, "neuroevo": neuroevo.__version__},
+        "versions": {"jax": jax.__version__, "neuroevo": _version()},
     }
+
+
+def _version() -> str | None:
+    try:
+        return importlib.metadata.version("neuroevo")
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def _show(value: Any) -> str:

@@ -96,17 +96,17 @@ def train(
     checkpoint_dir = None if out is None else os.path.join(out, "checkpoints")
     if stored is not None:
         check_resume(stored, config, ckpt.latest_step(checkpoint_dir))
+    if out is not None:
+        if resume:
+            paths.check_output_dir(out)
+        else:
+            paths.check_new_run_dir(out)
     # Build (and so check) everything before anything compiles or is written.
     strategy = make_strategy(config)
     task = make_task(config)
     eval_task = make_task(config, episodes=config["eval_episodes"])
     k_params, k_run, k_eval = run_keys(config["seed"])
     check_traces(config, strategy, task, k_params, k_run)
-    if out is not None:
-        if resume:
-            paths.check_output_dir(out)
-        else:
-            paths.check_new_run_dir(out)
 
     writer = None
     callbacks = []
