@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import ast
+import signal
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,12 +25,17 @@ LOG_HELP = "tensorboard or wandb (repeat, or a comma list): log every metric per
 
 
 def _parse_hp(items: Sequence[str]) -> dict[str, Any]:
-    """``name=value`` pairs; values are Python literals (numbers, bools, None) or strings."""
+    """``name=value`` pairs (from every ``--hp`` flag); values are Python literals (numbers, bools,
+    None) or strings. A name given twice is an error."""
     out = {}
     for item in items:
         if "=" not in item:
             raise ValueError(f"--hp expects name=value, got {item!r}")
         name, value = item.split("=", 1)
+        if not name:
+            raise ValueError(f"--hp expects name=value, got {item!r}")
+        if name in out:
+            raise ValueError(f"--hp {name} is given twice; give each hyperparameter once")
         try:
             out[name] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
@@ -79,7 +86,10 @@ def train(args: argparse.Namespace) -> float:
 
 def evaluate(args: argparse.Namespace) -> float:
     from neuroevo import rl
+    from neuroevo.rl import paths
 
+    if args.gif:
+        paths.check_output_file(args.gif, "--gif")
     value = rl.evaluate_run(args.run_dir, episodes=args.episodes, seed=args.seed, which=args.which)
     print(f"evaluation return ({args.which} policy): {value:.2f}")
     if args.gif:
@@ -89,6 +99,17 @@ def evaluate(args: argparse.Namespace) -> float:
 
 
 def bench_bbob(args: argparse.Namespace) -> None:
+    import math
+
+    from neuroevo.rl import paths
+
+    # Checked before the campaign runs (it writes only at its end).
+    if not math.isfinite(args.budget_multiplier) or args.budget_multiplier <= 0:
+        raise ValueError(
+            f"--budget-multiplier must be a positive finite number, got {args.budget_multiplier}"
+        )
+    hp = _parse_hp(args.hp)
+    paths.check_output_dir(args.out)
     from neuroevo.bench import bbob
 
     result = bbob.bbob_campaign(
@@ -101,7 +122,7 @@ def bench_bbob(args: argparse.Namespace) -> None:
         out=args.out,
         seed=args.seed,
         progress=not args.quiet,
-        **_parse_hp(args.hp),
+        **hp,
     )
     for dim, r in result.dimensions.items():
         print(f"d={dim}: {result.solved(dim)}/{len(r.fids)} problems reached 1e-8 ({r.seconds:.1f} s)")
@@ -118,8 +139,10 @@ def bench_plot(args: argparse.Namespace) -> None:
 
 def sweep(args: argparse.Namespace) -> None:
     from neuroevo.engine import sweep as engine_sweep
+    from neuroevo.rl import paths
     from neuroevo.rl.sweep_file import sweep_file
 
+    paths.check_output_dir(args.out)
     result = sweep_file(args.config, args.out, log=args.log)
     config, score = engine_sweep.best_config(result)
     print(
@@ -148,7 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=SUPPRESS)
     t.add_argument("--episodes", type=int, default=SUPPRESS, help="episodes per member per generation")
     t.add_argument("--eval-episodes", type=int, default=SUPPRESS, help="episodes of the final evaluation")
-    t.add_argument("--hidden", default=SUPPRESS, help="hidden layer widths, e.g. 32,32")
+    t.add_argument(
+        "--hidden", default=SUPPRESS, help="hidden layer widths, e.g. 32,32 ('' for none: a linear policy)"
+    )
     t.add_argument("--network", default=SUPPRESS, choices=["mlp", "cnn"])
     t.add_argument("--max-steps", type=int, default=SUPPRESS, help="episode length cap")
     t.add_argument("--normalize-obs", action=argparse.BooleanOptionalAction, default=SUPPRESS)
@@ -157,7 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--log-every", type=int, default=SUPPRESS, help="generations per compiled block")
     t.add_argument("--checkpoint-every", type=int, default=SUPPRESS, help="generations between checkpoints")
-    t.add_argument("--hp", nargs="*", default=SUPPRESS, metavar="NAME=VALUE", help="strategy hyperparameters")
+    t.add_argument(
+        "--hp",
+        nargs="*",
+        action="extend",
+        default=SUPPRESS,
+        metavar="NAME=VALUE",
+        help="strategy hyperparameters (the flag may be repeated)",
+    )
     t.add_argument(
         "--out", default=SUPPRESS, help="run directory: config, metrics, plot, params, checkpoints"
     )
@@ -200,7 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--budget-multiplier", type=float, default=1000, help="budget = N * dimension evaluations"
     )
     bb.add_argument("--seed", type=int, default=0)
-    bb.add_argument("--hp", nargs="*", default=[], metavar="NAME=VALUE", help="strategy hyperparameters")
+    bb.add_argument(
+        "--hp", nargs="*", action="extend", default=[], metavar="NAME=VALUE", help="strategy hyperparameters"
+    )
     bb.add_argument("--out", required=True, help="output directory (COCO data for cocopp + summary)")
     bb.add_argument("--quiet", action="store_true", help="no progress display")
     bb.set_defaults(func=bench_bbob)
@@ -219,14 +253,22 @@ def _list_strategies(args: argparse.Namespace) -> None:
         print(f"{name}: {hp}")
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line each: ``warning: ...``."""
+    print(f"warning: {message}", file=sys.stderr if file is None else file)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            args.func(args)
     except (ValueError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a further Ctrl-C: no traceback over the hint
         where = getattr(args, "resume", None) or getattr(args, "out", None)
         hint = f"; continue with: neuroevo train --resume {where}" if where else ""
         print(f"\ninterrupted{hint}", file=sys.stderr)

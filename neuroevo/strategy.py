@@ -34,7 +34,7 @@ and on nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import jax
@@ -66,12 +66,19 @@ class DecodeFn(Protocol):
 
 
 class Strategy(NamedTuple):
-    """A gradient-free optimiser as four pure functions (see the module docstring)."""
+    """A gradient-free optimiser as four pure functions (see the module docstring).
+
+    ``config`` (optional, default None) describes how the strategy was built:
+    ``{"name": ..., "hyperparameters": {...}}`` with every hyperparameter resolved
+    (defaults included). ``ne.strategies.make`` records it; checkpoints store it
+    to refuse resuming with other settings. A strategy built otherwise has none.
+    """
 
     init: InitFn
     ask: AskFn
     tell: TellFn
     decode: DecodeFn
+    config: Mapping[str, Any] | None = None
 
 
 @runtime_checkable

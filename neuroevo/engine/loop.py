@@ -8,6 +8,7 @@ run continues bit-for-bit, whatever the block boundaries.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import signal
 import threading
@@ -19,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from neuroevo.engine import distributed
+from neuroevo.engine import distributed, prng_keys
 from neuroevo.shaping import sanitize
 from neuroevo.strategy import Strategy, check_fitness, chunk_length, population, population_size
 from neuroevo.tasks.base import Evaluation, Task
@@ -43,22 +44,35 @@ def evaluate_population(
     in a ``lax.scan``, so at most one chunk of dense solutions exists at once.
     ``chunk_size`` is an upper bound: the largest divisor of the population
     size not above it is used. With a ``mesh`` each chunk's members are split
-    over its devices.
+    over its devices. ``key`` may be a typed or a legacy key.
     """
+    key = prng_keys.as_key(key)
     n = population_size(genotypes)
     c = chunk_length(n, chunk_size)
     decode = lambda g: distributed.shard_population(population(strategy, state, g), mesh)
     if c == n:
-        return task.evaluate(key, task_state, decode(genotypes))
+        return call_evaluate(task, key, task_state, decode(genotypes))
     chunks = jax.tree_util.tree_map(lambda x: x.reshape((n // c, c) + x.shape[1:]), genotypes)
     chunks = distributed.shard_population(chunks, mesh, axis=1)
 
     def body(ts, g):
-        evaluation, ts = task.evaluate(key, ts, decode(g))
+        evaluation, ts = call_evaluate(task, key, ts, decode(g))
         return ts, evaluation
 
     task_state, evaluation = jax.lax.scan(body, task_state, chunks)
     return jax.tree_util.tree_map(lambda x: x.reshape((n,) + x.shape[2:]), evaluation), task_state
+
+
+def call_evaluate(task: Task, key: jax.Array, task_state: Any, solutions: PyTree) -> tuple[Evaluation, Any]:
+    """``task.evaluate(...)``, checked to return ``(Evaluation, task_state)``."""
+    out = task.evaluate(key, task_state, solutions)
+    if isinstance(out, Evaluation) or not (isinstance(out, tuple) and len(out) == 2):
+        got = "an Evaluation alone" if isinstance(out, Evaluation) else type(out).__name__
+        raise ValueError(
+            f"task.evaluate must return (Evaluation, task_state), got {got}: "
+            f"return the task state too, e.g. `return Evaluation(fitness=f), task_state`"
+        )
+    return out
 
 
 def check_evaluation(evaluation: Evaluation, n: int) -> None:
@@ -89,12 +103,14 @@ def make_step(
         state, task_state = distributed.replicate((state, task_state), mesh)
         fitness = sanitize(evaluation.fitness)
         finite = jnp.isfinite(fitness)
+        count = jnp.sum(finite)
+        mean = jnp.sum(jnp.where(finite, fitness, 0.0)) / jnp.maximum(count, 1)
         metrics = {
             "best": jnp.asarray(state.best_fitness, jnp.float32),
             "generation_best": jnp.max(fitness).astype(jnp.float32),
-            "mean": (jnp.sum(jnp.where(finite, fitness, 0.0)) / jnp.maximum(jnp.sum(finite), 1)).astype(
-                jnp.float32
-            ),
+            # The mean of the finite members; NaN when none is finite.
+            "mean": jnp.where(count > 0, mean, jnp.nan).astype(jnp.float32),
+            "nonfinite": (fitness.shape[0] - count).astype(jnp.float32),
         }
         strategy_metrics = getattr(state, "metrics", None)  # e.g. the GA's diversity
         if isinstance(strategy_metrics, dict):
@@ -133,16 +149,31 @@ def run(
 ) -> RunResult:
     """Like :func:`evolve`, returning the task state and timings as well."""
     from neuroevo.engine import checkpoint as ckpt
+    from neuroevo.engine import fingerprint
 
-    if not isinstance(generations, int) or generations < 0:
+    key = prng_keys.as_key(key)
+    if not isinstance(generations, int) or isinstance(generations, bool) or generations < 0:
         raise ValueError(f"generations must be a non-negative int, got {generations!r}")
-    block = int(log_every) if log_every else max(1, min(generations, max(1, generations // 20)))
-    if block < 1:
-        raise ValueError(f"log_every must be >= 1, got {log_every}")
+    if log_every is not None and (
+        not isinstance(log_every, int) or isinstance(log_every, bool) or log_every < 1
+    ):
+        raise ValueError(f"log_every must be a positive int (or None: about 20 blocks), got {log_every!r}")
+    if not isinstance(checkpoint_every, int) or isinstance(checkpoint_every, bool) or checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be a positive int, got {checkpoint_every!r}")
+    block = log_every or max(1, min(generations, max(1, generations // 20)))
     k_init, k_task, k_loop = jax.random.split(key, 3)
     init = lambda: (strategy.init(k_init, x0), task.init(k_task))
+    abstract = jax.eval_shape(init)
     if mesh is not None:
-        check_mesh(strategy, jax.eval_shape(init)[0], mesh, chunk_size)
+        check_mesh(strategy, abstract[0], mesh, chunk_size)
+    step = make_step(strategy, task, chunk_size, mesh)
+    manager = None
+    if checkpoint_dir is not None:
+        # What produced the run, compared with a checkpoint's before anything is restored.
+        run_fingerprint = fingerprint.fingerprint(
+            jax.random.key_data(key), strategy, task, x0, abstract, make_step(strategy, task), k_loop
+        )
+        manager = ckpt.Manager(checkpoint_dir, fingerprint=run_fingerprint)
     # With a mesh the carry lives replicated on all its devices (of every process).
     out_whole = {} if mesh is None else dict(out_shardings=distributed.replicated(mesh))
     in_out_whole = {} if mesh is None else dict(out_whole, in_shardings=distributed.replicated(mesh))
@@ -150,13 +181,14 @@ def run(
     main = distributed.is_main_process()  # only process 0 logs (callbacks, progress bar)
     history: dict[str, list] = {}
     done = 0
-    manager = None
-    if checkpoint_dir is not None:
-        manager = ckpt.Manager(checkpoint_dir)
-        restored = manager.restore_latest(carry, jax.random.key_data(key))
+    if manager is not None:
+        try:
+            restored = manager.restore_latest(carry, jax.random.key_data(key))
+        except BaseException:
+            manager.close()
+            raise
         if restored is not None:
             carry, done, history = restored
-    step = make_step(strategy, task, chunk_size, mesh)
 
     @functools.partial(jax.jit, **in_out_whole)
     def run_block(carry, start, stop):
@@ -179,8 +211,8 @@ def run(
     t0 = time.perf_counter()
     # The last generation whose results every callback has seen: what Ctrl-C saves.
     safe = (carry, done, {k: len(v) for k, v in history.items()})
-    try:
-        with _DeferredInterrupt() as interrupt:
+    with _DeferredInterrupt() as interrupt:
+        try:
             while done < generations:
                 n = min(block, generations - done)
                 new_carry, metrics = run_block(carry, jnp.int32(done), jnp.int32(done + n))
@@ -193,25 +225,28 @@ def run(
                 for callback in callbacks if main else ():
                     callback(done, carry[0], metrics)
                 if manager is not None and (done - saved >= checkpoint_every or done == generations):
-                    manager.save(done, carry, history, jax.random.key_data(key))
+                    with interrupt.deferred():  # Ctrl-C never cuts a checkpoint short
+                        manager.save(done, carry, history, jax.random.key_data(key))
                     saved = done
                 safe = (carry, done, {k: len(v) for k, v in history.items()})
                 if bar is not None:
                     bar.update(done, metrics)
                 if interrupt.requested:
                     raise KeyboardInterrupt
-    except KeyboardInterrupt:
-        if manager is not None:
-            carry, done, lengths = safe
-            history = {k: v[: lengths.get(k, 0)] for k, v in history.items()}
-            manager.save(done, carry, history, jax.random.key_data(key))
-            manager.wait()
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
-        if manager is not None:
-            manager.wait()
+        except KeyboardInterrupt:
+            if manager is not None:
+                with interrupt.deferred():
+                    carry, done, lengths = safe
+                    history = {k: v[: lengths.get(k, 0)] for k, v in history.items()}
+                    manager.save(done, carry, history, jax.random.key_data(key))
+                    manager.wait()
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+            if manager is not None:
+                with interrupt.deferred():
+                    manager.close()
     hist = {k: np.asarray(v, np.float32) for k, v in history.items()}
     return RunResult(carry[0], carry[1], hist, done, time.perf_counter() - t0)
 
@@ -244,18 +279,30 @@ def evolve(
     """Run ``strategy`` on ``task`` from ``x0`` for ``generations``; return ``(state, history)``.
 
     Args:
+      key: a typed key (``jax.random.key``) or a legacy one (``jax.random.PRNGKey``).
       chunk_size: members decoded and evaluated at once (memory bound); default all.
-      log_every: generations per compiled block; the host logs/checkpoints between blocks.
-      checkpoint_dir: write a checkpoint (orbax, atomic) at the end of the first block
-        that is at least ``checkpoint_every`` generations after the last one, and at
-        the end; if the directory already holds one of this run, continue from it.
+      log_every: generations per compiled block (a positive int; None: about 20 blocks);
+        the host logs/checkpoints between blocks.
+      checkpoint_dir: write a checkpoint (orbax, atomic, checksummed) at the end of the
+        first block that is at least ``checkpoint_every`` generations after the last
+        one, and at the end; if the directory already holds one of this run, continue
+        from it. A checkpoint records the run's fingerprint (key, strategy name and
+        hyperparameters when built by ``ne.strategies.make``, population size, x0's
+        and the state's leaves, the task's identity and a digest of the traced
+        generation) and one written by another run is refused with a ``ValueError``
+        naming what differs. A strategy built without ``make`` has no recorded
+        hyperparameters: a changed value is caught only through the traced program
+        (where it is a constant). A corrupt newest checkpoint is skipped with a
+        warning, resuming from the previous one.
       callbacks: ``fn(generation, state, block_metrics)`` called on the host after each block.
       progress: draw a progress bar (rich).
       mesh: split the population axis (genotypes, solutions, fitness) over this
         mesh's devices (``ne.distributed.mesh()``); the strategy state stays
         replicated. The population size must be a multiple of the device count.
         With several processes only process 0 runs ``callbacks`` and the progress bar.
-    ``history`` maps each metric (``best``, ``generation_best``, ``mean`` and the
+    ``history`` maps each metric (``best``, ``generation_best``, ``mean`` of the
+    finite members (NaN when none is), ``nonfinite`` (members whose fitness is NaN
+    or infinite) and the
     task's metrics, averaged over the population, or summed for those named in
     ``task.info["total_metrics"]``, e.g. ``env_steps``) to a per-generation array;
     a strategy state with a ``metrics`` dict of scalars (the GA's ``diversity``)
@@ -282,21 +329,32 @@ class _DeferredInterrupt:
     """Turns the first Ctrl-C into a request honoured at the end of the current block.
 
     The run then stops between blocks, where its state, callbacks and checkpoint
-    agree. A second Ctrl-C interrupts at once. Only in the main thread (where
+    agree. A second Ctrl-C interrupts at once, except while a checkpoint is
+    being written (:meth:`deferred`). Only in the main thread (where
     Python delivers signals); elsewhere Ctrl-C is left alone.
     """
 
     def __enter__(self):
         self.requested = False
+        self._critical = False
         self._previous = None
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
 
     def _handle(self, signum, frame):
-        if self.requested:
+        if self.requested and not self._critical:
             raise KeyboardInterrupt
         self.requested = True
+
+    @contextlib.contextmanager
+    def deferred(self):
+        """Within this block every Ctrl-C is only recorded (a checkpoint is being written)."""
+        critical, self._critical = self._critical, True
+        try:
+            yield
+        finally:
+            self._critical = critical
 
     def __exit__(self, *exc):
         if self._previous is not None:

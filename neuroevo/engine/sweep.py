@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding
 
-from neuroevo.engine import distributed
+from neuroevo.engine import distributed, prng_keys
 from neuroevo.engine import pbt as population_based
 from neuroevo.engine.loop import make_step
 from neuroevo.tasks.base import Task
@@ -290,6 +290,7 @@ def sweep(
     """Run every config x seed of ``make_strategy`` on ``task`` as one ``jit(vmap(...))`` program.
 
     Args:
+      key: a typed key (``jax.random.key``) or a legacy one (``jax.random.PRNGKey``).
       make_strategy: ``(**hp) -> Strategy``; each ``hp`` value is a traced scalar.
       grid: name -> list of values; the configs are their cartesian product.
       samples: name -> ``(low, high, "linear" | "log")``; ``num_samples`` configs
@@ -306,6 +307,7 @@ def sweep(
     """
     import time
 
+    key = prng_keys.as_key(key)
     if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
         raise ValueError(f"seeds must be a positive int, got {seeds!r}")
     if not isinstance(generations, int) or isinstance(generations, bool) or generations < 1:

@@ -23,7 +23,7 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "episodes": 1,
     "eval_episodes": 10,
-    "hidden": (32, 32),
+    "hidden": (32, 32),  # layer widths; () (or "" on the command line): no hidden layer, a linear policy
     "network": "mlp",
     "max_steps": None,
     "normalize_obs": False,
@@ -57,16 +57,21 @@ def _valid_keys() -> str:
 def _coerce(key: str, value: Any) -> Any:
     """Check one config value's type (None allowed where the default is None)."""
     if key == "hidden":
-        if isinstance(value, str):
-            value = [v for v in value.replace(" ", "").split(",") if v]
-        try:
-            widths = tuple(int(v) for v in value)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"config key 'hidden' must be layer widths like [32, 32], got {value!r}"
-            ) from None
+        given = value
+        if isinstance(value, str):  # "32,32"; "" means no hidden layer (a linear policy)
+            value = value.replace(" ", "").split(",") if value.strip() else []
+            if any(v == "" for v in value):
+                raise ValueError(f"config key 'hidden' has an empty width in {given!r}; write e.g. 32,32")
+        if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (list, tuple)):
+            raise ValueError(f"config key 'hidden' must be layer widths like [32, 32], got {given!r}")
+        for v in value:
+            is_int = isinstance(v, int) and not isinstance(v, bool)
+            is_int = is_int or (isinstance(v, float) and v.is_integer())
+            if not (is_int or (isinstance(v, str) and v.isdigit())):
+                raise ValueError(f"config key 'hidden' must be layer widths like [32, 32], got {given!r}")
+        widths = tuple(int(v) for v in value)
         if any(w < 1 for w in widths):
-            raise ValueError(f"config key 'hidden' must hold positive widths, got {value!r}")
+            raise ValueError(f"config key 'hidden' must hold positive widths, got {given!r}")
         return widths
     if key == "hp":
         if not isinstance(value, Mapping):
@@ -137,6 +142,37 @@ def resolve(file: str | None = None, **overrides: Any) -> dict[str, Any]:
             else:
                 config[key] = _coerce(key, value)
     return config
+
+
+def check_resume(stored: Mapping[str, Any], requested: Mapping[str, Any], reached: int | None) -> None:
+    """Raise ``ValueError`` unless ``requested`` may continue the run configured by ``stored``.
+
+    A resumed run keeps its config: only ``generations`` may change, and not to
+    fewer than the ``reached`` generations already run (its newest checkpoint;
+    None when it has none). Both configs are resolved (:func:`resolve`). The
+    error names every other key that differs, with both values.
+    """
+    changed = []
+    for key in DEFAULTS:
+        old, new = stored.get(key), requested.get(key)
+        if key == "generations" or old == new:
+            continue
+        if key == "hp":
+            for name in sorted(set(old) | set(new)):
+                if old.get(name, "unset") != new.get(name, "unset"):
+                    changed.append(f"hp {name} ({old.get(name, 'unset')!r} -> {new.get(name, 'unset')!r})")
+        else:
+            changed.append(f"{key} ({old!r} -> {new!r})")
+    if changed:
+        raise ValueError(
+            f"a resumed run keeps the config it was started with; only generations may change, "
+            f"got {', '.join(changed)}"
+        )
+    if reached is not None and requested["generations"] < reached:
+        raise ValueError(
+            f"generations {requested['generations']} is below the {reached} generations the run has "
+            f"already done: give generations >= {reached}"
+        )
 
 
 def make_task(config: Mapping[str, Any], episodes: int | None = None):

@@ -27,11 +27,29 @@ def _save_params(path: str, params: Any) -> None:
 
 
 def load_params(path: str, like: Any) -> Any:
-    """Parameters saved by a run, restored into the structure of ``like``."""
+    """Parameters saved by a run, restored into the structure of ``like``.
+
+    Raises ``ValueError`` naming the file if it is truncated, not a params file,
+    or holds parameters of another shape.
+    """
+    import jax
+    import numpy as np
     from flax import serialization
 
+    name = os.path.basename(path)
     with open(path, "rb") as f:
-        return serialization.from_state_dict(like, serialization.msgpack_restore(f.read()))
+        raw = f.read()
+    try:
+        params = serialization.from_state_dict(like, serialization.msgpack_restore(raw))
+    except Exception as e:  # msgpack raises several kinds on a damaged file
+        raise ValueError(f"{name} is truncated or not a params file ({path}: {e})") from None
+    for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(like), strict=True):
+        if np.shape(a) != np.shape(b):
+            raise ValueError(
+                f"{name} holds parameters of shape {np.shape(a)} where this run's policy has {np.shape(b)} "
+                f"({path}): it is not this run's params file"
+            )
+    return params
 
 
 def _write_json(path: str, data: Any) -> None:
@@ -41,35 +59,59 @@ def _write_json(path: str, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def _columns(rows: list[dict]) -> list[str]:
+    columns: dict[str, None] = {}
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+    return list(columns)
+
+
 class _MetricsWriter:
     """Appends one row per generation to metrics.jsonl and metrics.csv.
 
-    On resume, rows past the checkpoint's generation (written before the run was
-    killed) are dropped, so the files end up as an uninterrupted run's.
+    A resumed run's rows are read, but the files are only rewritten once the
+    restore has worked: at the first block (or at :meth:`finish`), rows past the
+    generation the run continued from (written before it was killed) are
+    dropped, so the files end up as an uninterrupted run's. Rewrites are atomic.
     """
 
-    def __init__(self, out: str, keep_until: int):
+    def __init__(self, out: str, resume: bool = False):
         self.jsonl = os.path.join(out, "metrics.jsonl")
         self.csv = os.path.join(out, "metrics.csv")
         self.rows = []
-        if os.path.exists(self.jsonl):
+        self.columns = None
+        self._trimmed = False
+        if resume and os.path.exists(self.jsonl):
             with open(self.jsonl) as f:
                 for line in f:
                     try:
                         row = json.loads(line)
                     except json.JSONDecodeError:  # a line cut short by a kill
                         break
-                    if row["generation"] > keep_until:
-                        break
                     self.rows.append(row)
-        self.columns = list(self.rows[0]) if self.rows else None
-        with open(self.jsonl, "w") as f:
+
+    def trim(self, generation: int) -> None:
+        """Keep the rows up to ``generation`` and rewrite both files from them."""
+        self.rows = [r for r in self.rows if r["generation"] <= generation]
+        self.columns = _columns(self.rows) or None
+        with open(self.jsonl + ".tmp", "w") as f:
             f.writelines(json.dumps(r) + "\n" for r in self.rows)
-        with open(self.csv, "w", newline="") as f:
+        os.replace(self.jsonl + ".tmp", self.jsonl)
+        self._write_csv()
+        self._trimmed = True
+
+    def _write_csv(self) -> None:
+        with open(self.csv + ".tmp", "w", newline="") as f:
             if self.columns:
                 w = csv.DictWriter(f, self.columns)
                 w.writeheader()
                 w.writerows(self.rows)
+        os.replace(self.csv + ".tmp", self.csv)
+
+    def finish(self, generation: int) -> None:
+        """The run ended at ``generation``: the files hold exactly its rows."""
+        if not self._trimmed or (self.rows and self.rows[-1]["generation"] > generation):
+            self.trim(generation)
 
     @property
     def env_steps_total(self) -> float:
@@ -77,6 +119,8 @@ class _MetricsWriter:
 
     def __call__(self, generation: int, state: Any, metrics: dict) -> None:
         n = len(metrics["best"])
+        if not self._trimmed:  # the first block of this process: the restore worked
+            self.trim(generation - n)
         new = []
         total = self.env_steps_total
         for i in range(n):
@@ -86,15 +130,15 @@ class _MetricsWriter:
                 total += row["env_steps"]
                 row["env_steps_total"] = total
             new.append(row)
-        if self.columns is None:
-            self.columns = list(new[0])
-            with open(self.csv, "w", newline="") as f:
-                csv.DictWriter(f, self.columns).writeheader()
         with open(self.jsonl, "a") as f:
             f.writelines(json.dumps(r) + "\n" for r in new)
-        with open(self.csv, "a", newline="") as f:
-            csv.DictWriter(f, self.columns).writerows(new)
         self.rows.extend(new)
+        if self.columns is None or set(_columns(new)) - set(self.columns):
+            self.columns = _columns(self.rows)
+            self._write_csv()
+        else:
+            with open(self.csv, "a", newline="") as f:
+                csv.DictWriter(f, self.columns).writerows(new)
 
 
 def plot_learning_curve(rows: list[dict], path: str, title: str = "") -> None:
@@ -142,9 +186,14 @@ def _load_task_state(run_dir: str, task: Any) -> Any:
     state = task.init(jax.random.key(0))
     path = os.path.join(run_dir, "obs_stats.json")
     if hasattr(state, "_asdict") and os.path.exists(path):
-        with open(path) as f:
-            saved = json.load(f)
-        state = type(state)(**{k: jnp.asarray(saved[k], jnp.float32) for k in state._asdict()})
+        try:
+            with open(path) as f:
+                saved = json.load(f)
+            state = type(state)(**{k: jnp.asarray(saved[k], jnp.float32) for k in state._asdict()})
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(
+                f"obs_stats.json is truncated or not this run's statistics ({path}: {e})"
+            ) from None
     return state
 
 
@@ -153,8 +202,14 @@ def load_config(run_dir: str) -> dict[str, Any]:
     path = os.path.join(run_dir, "config.json")
     if not os.path.exists(path):
         raise ValueError(f"{run_dir} is not a run directory (config.json is missing)")
-    with open(path) as f:
-        return resolve(None, **json.load(f))
+    try:
+        with open(path) as f:
+            stored = json.load(f)
+    except ValueError as e:
+        raise ValueError(f"config.json is truncated or not a run config ({path}: {e})") from None
+    if not isinstance(stored, dict):
+        raise ValueError(f"config.json is not a run config ({path}: a table of settings was expected)")
+    return resolve(None, **stored)
 
 
 def load_run(run_dir: str, which: str = "final") -> tuple[dict, Any, Any, Any]:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from neuroevo.rl.config import make_strategy, make_task, resolve, run_keys
+from neuroevo.rl import paths
+from neuroevo.rl.config import check_resume, make_strategy, make_task, resolve, run_keys
 from neuroevo.rl.rundir import (
     _MetricsWriter,
     _save_obs_stats,
     _save_params,
     _write_json,
+    load_config,
     load_run,
     plot_learning_curve,
 )
@@ -24,10 +28,14 @@ def final_solution(state: Any) -> Any:
 
 
 def evaluate_policy(task: Any, task_state: Any, params: Any, key: Any) -> float:
-    """One policy's fitness on ``task`` (its mean return over the task's episodes)."""
+    """One policy's fitness on ``task`` (its mean return over the task's episodes); ``key`` may be
+    a typed or a legacy key."""
     import jax
     import numpy as np
 
+    from neuroevo.engine import prng_keys
+
+    key = prng_keys.as_key(key)
     batch = jax.tree_util.tree_map(lambda x: x[None], params)
     evaluation, _ = jax.jit(task.evaluate)(key, task_state, batch)
     return float(np.asarray(evaluation.fitness)[0])
@@ -55,11 +63,20 @@ def train(
 ) -> TrainResult:
     """Train a policy; return the final state, history and evaluation.
 
+    Everything is checked before anything compiles or is written: the config,
+    the strategy and task (built, and one generation traced on the real
+    starting point), the output directory, and on resume the rule that only
+    ``generations`` may change (:func:`neuroevo.rl.config.check_resume`). A run
+    that fails before its first checkpoint removes what it wrote.
+
     Args:
       config: a resolved config (e.g. a run's ``config.json``); else one is
         resolved from ``file`` and ``overrides`` (see :func:`resolve`).
-      out: the run directory (outputs and checkpoints); None writes nothing.
+      out: the run directory (outputs and checkpoints); None writes nothing. A
+        new run needs a new or empty directory.
       resume: continue the run in ``out`` from its last checkpoint, bit for bit.
+        Its stored config is used (``config``/``file``, if given, must agree
+        with it); ``overrides`` may only raise ``generations``.
       progress: draw a progress bar with best/mean return and env-steps/s.
       log: loggers writing every metric per generation under ``out``:
         ``"tensorboard"`` (``out/tensorboard/``), ``"wandb"`` (``out/wandb/``, offline
@@ -74,10 +91,25 @@ def train(
     from neuroevo.engine import checkpoint as ckpt
     from neuroevo.engine import loop
 
-    if config is None:
-        config = resolve(file, **overrides)
-    else:
+    stored = None
+    if resume:
+        if out is None:
+            raise ValueError("resume=True needs out=, the directory of the run to continue")
+        stored = load_config(out)
+    if config is not None:
         config = resolve(None, **{**dict(config), **overrides})
+    elif file is None and stored is not None:
+        config = resolve(None, **{**stored, **overrides})
+    else:
+        config = resolve(file, **overrides)
+    checkpoint_dir = None if out is None else os.path.join(out, "checkpoints")
+    if stored is not None:
+        check_resume(stored, config, ckpt.latest_step(checkpoint_dir))
+    if out is not None:
+        if resume:
+            paths.check_output_dir(out)
+        else:
+            paths.check_new_run_dir(out)
     # Build (and so check) everything before anything compiles or is written.
     strategy = make_strategy(config)
     task = make_task(config)
@@ -88,27 +120,23 @@ def train(
     loggers.check(log)  # a missing extra is reported before anything is written
     if resume and out is not None:  # a resumed run keeps the loggers it has
         log += tuple(n for n in loggers.LOGGERS if n not in log and os.path.isdir(os.path.join(out, n)))
+    k_params, k_run, k_eval = run_keys(config["seed"])
+    check_traces(config, strategy, task, k_params, k_run)
 
-    checkpoint_dir = None
     writer = None
+    run_callbacks = []
+    created = out is not None and not os.path.exists(out)
     if out is not None:
-        existing = os.path.join(out, "config.json")
-        if resume:
-            if not os.path.exists(existing):
-                raise ValueError(f"--resume {out}: no run there (config.json is missing)")
-        elif os.path.exists(existing):
-            raise ValueError(
-                f"{out} already holds a run: resume it with --resume {out}, or pick another --out"
-            )
         os.makedirs(out, exist_ok=True)
-        _write_json(existing, {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()})
-        checkpoint_dir = os.path.join(out, "checkpoints")
-        reached = ckpt.Manager(checkpoint_dir).latest() if resume else None
-        writer = _MetricsWriter(out, keep_until=reached or 0)
+        config_file = _ConfigFile(os.path.join(out, "config.json"), config)
+        if not resume:
+            config_file()
+        writer = _MetricsWriter(out, resume=resume)
+        # A resumed run's config (its generations) is rewritten once its restore has worked.
+        run_callbacks = [writer, config_file]
         run_name = os.path.basename(os.path.normpath(out))
         log = [loggers.make(n, out, run_name=run_name, config=config, resume=resume) for n in log]
 
-    k_params, k_run, k_eval = run_keys(config["seed"])
     x0 = task.init_solution(k_params)
     t0 = time.perf_counter()
     try:
@@ -122,9 +150,16 @@ def train(
             log_every=config["log_every"],
             checkpoint_dir=checkpoint_dir,
             checkpoint_every=config["checkpoint_every"],
-            callbacks=([writer] if writer is not None else []) + list(log) + list(callbacks),
+            callbacks=run_callbacks + list(log) + list(callbacks),
             progress=progress,
         )
+    except Exception:
+        if out is not None and not resume and ckpt.latest_step(checkpoint_dir) is None:
+            for logger in log:
+                logger.close()
+            log = []
+            _remove_failed_start(out, created)
+        raise
     finally:
         for logger in log:
             logger.close()
@@ -145,6 +180,8 @@ def train(
         "best_fitness": float(np.asarray(result.state.best_fitness)),
     }
     if out is not None:
+        writer.finish(result.generations)
+        config_file()
         _save_params(os.path.join(out, "final_params.msgpack"), final_params)
         _save_params(os.path.join(out, "best_params.msgpack"), result.state.best_solution)
         _save_obs_stats(os.path.join(out, "obs_stats.json"), result.task_state)
@@ -158,6 +195,60 @@ def train(
             )
         _write_json(os.path.join(out, "summary.json"), summary)
     return TrainResult(dict(config), result.state, result.history, final_params, final_return, summary)
+
+
+def check_traces(config: Mapping[str, Any], strategy: Any, task: Any, k_params: Any, k_run: Any) -> None:
+    """Trace (not compile) the start and one generation of a run on its real starting point.
+
+    Raises ``ValueError`` naming the strategy and its hyperparameters when they
+    cannot run on the task (e.g. a value of the wrong kind that only the trace reveals).
+    """
+    import jax
+
+    from neuroevo.engine import loop
+
+    try:
+        x0 = jax.eval_shape(task.init_solution, k_params)
+        carry = jax.eval_shape(lambda x: (strategy.init(k_run, x), task.init(k_run)), x0)
+        jax.eval_shape(loop.make_step(strategy, task, config["chunk_size"]), carry, k_run)
+    except Exception as e:
+        lines = str(e).strip().splitlines() or [type(e).__name__]
+        raise ValueError(
+            f"strategy {config['strategy']!r} with hyperparameters {config['hp']} cannot run on "
+            f"{config['env']}: {type(e).__name__}: {lines[0]}"
+        ) from None
+
+
+class _ConfigFile:
+    """Writes a run's ``config.json`` when its content would change (a callback too)."""
+
+    def __init__(self, path: str, config: Mapping[str, Any]):
+        self.path = path
+        self.content = {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
+        self.current = False
+
+    def __call__(self, *_: Any) -> None:
+        if self.current:
+            return
+        try:
+            with open(self.path) as f:
+                self.current = json.load(f) == self.content
+        except (OSError, ValueError):
+            pass
+        if not self.current:
+            _write_json(self.path, self.content)
+            self.current = True
+
+
+def _remove_failed_start(out: str, created: bool) -> None:
+    """Remove what a run that failed before its first checkpoint wrote, so a corrected rerun can start."""
+    for name in ("config.json", "metrics.jsonl", "metrics.csv"):
+        for path in (os.path.join(out, name), os.path.join(out, name + ".tmp")):
+            if os.path.exists(path):
+                os.remove(path)
+    shutil.rmtree(os.path.join(out, "checkpoints"), ignore_errors=True)
+    if created and os.path.isdir(out) and not os.listdir(out):
+        os.rmdir(out)
 
 
 def evaluate_run(

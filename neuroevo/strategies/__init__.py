@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 
-from neuroevo.strategies import evosax_adapter
+from neuroevo.strategies import evosax_adapter, validation
 from neuroevo.strategies import neat as neat_module
 from neuroevo.strategies.ars import ARSState, ars
 from neuroevo.strategies.cma_es import CMAState, cma_es, sep_cma_es
@@ -44,7 +44,12 @@ def hyperparameters(name: str) -> dict[str, object]:
 
 
 def make(name: str, popsize: int | None = None, **hyperparams) -> Strategy:
-    """Build the strategy ``name``; unknown names or hyperparameters raise ``ValueError``."""
+    """Build the strategy ``name``; unknown names or hyperparameters, or bad values, raise ``ValueError``.
+
+    Values are checked before the factory runs (:mod:`neuroevo.strategies.validation`).
+    The strategy records its name and resolved hyperparameters in ``Strategy.config``
+    (checkpoints compare them on resume).
+    """
     factory = _lookup(name)
     valid = hyperparameters(name)
     unknown = sorted(set(hyperparams) - set(valid))
@@ -52,7 +57,9 @@ def make(name: str, popsize: int | None = None, **hyperparams) -> Strategy:
         raise ValueError(f"unknown hyperparameter(s) {unknown} for strategy {name!r}; valid: {sorted(valid)}")
     if popsize is not None:
         hyperparams["popsize"] = popsize
-    return factory(**hyperparams)
+    validation.check_values(name, valid, hyperparams)
+    strategy = factory(**hyperparams)
+    return strategy._replace(config={"name": name, "hyperparameters": {**valid, **hyperparams}})
 
 
 def needs_descriptors(name: str) -> bool:
