@@ -63,7 +63,6 @@ import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import jax
@@ -361,9 +360,11 @@ def _prepare(name, dim, fids, instances, budget, seed, hp, block):
         if chunked:  # sample and recombine only the chunks some unfinished problem has live,
             # with normals drawn for the live members of unfinished problems only
             n_chunks = jnp.max(jnp.where(done, 0, (st.popsize + chunk - 1) // chunk))
-            ask, tell = partial(ask, chunks=n_chunks), partial(tell, chunks=n_chunks)
+            live = strategy.live
+            tell = lambda k, s, g, f: live.tell(k, s, g, f, n_chunks)
             z = live_normals(k_ask, jnp.where(done, 0, st.popsize), capacity, dim, jnp.float64)
-            geno, st = jax.vmap(lambda k, s, z: ask(k, s, z=z))(jax.random.split(k_ask, P), st, z)
+            ask = lambda k, s, z: live.ask(k, s, n_chunks, z)
+            geno, st = jax.vmap(ask)(jax.random.split(k_ask, P), st, z)
         else:
             geno, st = jax.vmap(ask)(jax.random.split(k_ask, P), st)
         X = jax.vmap(lambda s, g: jax.vmap(strategy.decode, in_axes=(None, 0))(s, g))(st, geno)
