@@ -281,10 +281,8 @@ def _evaluator(group):
     draws from ``key`` and the boundary penalty added (COCO records the noise-free value)."""
     f0 = group[0]
     core = f0.core if isinstance(f0, NoisyBBOBFunction) else f0
-    raw = core._spec.raw
-
     def noise_free(xs, c):
-        return jax.vmap(lambda x, c: raw(x, (x - c["hi"]) - c["lo"], c))(xs, c)
+        return jax.vmap(core.delta_with)(xs, c)
 
     if core is f0:
         return lambda key, xs, c: (noise_free(xs, c),)
@@ -307,7 +305,7 @@ def _prepare(name, dim, fids, instances, budget, seed, hp, block):
     noisy = isinstance(funcs[0][0], NoisyBBOBFunction)
     cores = [[getattr(g, "core", g) for g in group] for group in funcs]
     consts = [
-        jax.tree_util.tree_map(lambda *a: jnp.asarray(np.stack(a)), *[g._consts(np.float64) for g in group])
+        jax.tree_util.tree_map(lambda *a: jnp.asarray(np.stack(a)), *[g.data(np.float64) for g in group])
         for group in cores
     ]
     evaluators = [_evaluator(group) for group in funcs]
