@@ -38,6 +38,7 @@ import numpy as np
 from benchmarks.common import machine
 from neuroevo.bbob import function
 from neuroevo.bench import bbob as campaign
+from neuroevo.strategies.cma_steps import default_popsize
 
 
 def run_pycma(dims, functions, instances, budget_multiplier, out, seed=1):
@@ -55,7 +56,7 @@ def run_pycma(dims, functions, instances, budget_multiplier, out, seed=1):
     for j, problem in enumerate(suite):
         d = problem.dimension
         budget = int(budget_multiplier * d)
-        k = campaign.default_max_restarts(budget, campaign._default_popsize(d), d)
+        k = campaign.default_max_restarts(budget, default_popsize(d), d)
         problem.observe_with(observer)
         rng = np.random.default_rng(seed + j)
         fopt = function(problem.id_function, d, problem.id_instance).fopt  # COCO's, as cocoex's

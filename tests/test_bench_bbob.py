@@ -10,6 +10,8 @@ import pytest
 
 from neuroevo import cli
 from neuroevo.bench import bbob as bench_bbob
+from neuroevo.bench import parallel
+from neuroevo.bench.program import Job
 
 FIDS, INSTANCES, DIM = (1, 2, 8), (1, 2), 2
 
@@ -208,9 +210,9 @@ def test_bad_hyperparameter_raises_before_any_process():
 
 
 def test_failed_dimension_process_reports_its_error():
-    job = ("no_such_strategy", 2, [1], [1], 20, 0, {}, 10)  # only the worker sees it (no early check)
+    job = Job("no_such_strategy", 2, [1], [1], 20, 0, {}, 10)  # only the worker sees it (no early check)
     with pytest.raises(RuntimeError, match="(?s)dimension's process failed.*no_such_strategy"):
-        bench_bbob._in_processes({2: job}, lambda *a: None, lambda r: None)
+        parallel.in_processes({2: job}, lambda *a: None, lambda r: None)
 
 
 def test_forked_worker_in_a_fresh_process_matches_threads():
@@ -223,10 +225,11 @@ def test_forked_worker_in_a_fresh_process_matches_threads():
     code = (
         "import json, numpy as np\n"
         "from neuroevo.bench import bbob as bench_bbob\n"
-        "assert not bench_bbob._backend_started()\n"
+        "from neuroevo.bench import parallel\n"
+        "assert not parallel.backend_started()\n"
         "r = bench_bbob.bbob_campaign('cma_es', (2, 3), (1, 2), (1, 8), 100,"
         " progress=False, processes=True)\n"
-        "assert not bench_bbob._backend_started()  # the parent never started one\n"
+        "assert not parallel.backend_started()  # the parent never started one\n"
         "hits = {d: np.nan_to_num(r.dimensions[d].hit_evals, posinf=-1).tolist() for d in (2, 3)}\n"
         "print(json.dumps(hits))\n"
     )
