@@ -319,3 +319,30 @@ def test_members_without_a_sample_give_a_finite_update():
         new = strategy.tell(jax.random.key(2), state, g, jnp.arange(6.0))
         assert not bool(new.termination.numerics)
         assert finite(new)
+
+
+def test_restarts_declare_the_live_capability():
+    """With restarts, CMA-ES declares ``live``: the first ``popsize`` members of the capacity
+    are live, sampled chunk by chunk, from supplied normals when given; without restarts,
+    every member is live and there is no such capability."""
+    assert ne.strategies.make("cma_es").live is None
+    strategy = ne.strategies.make("cma_es", popsize=6, sigma=0.5, restarts="ipop", max_restarts=2)
+    live = strategy.live
+    state = strategy.init(jax.random.key(0), jnp.ones(3))
+    assert int(live.count(state)) == 6 and live.chunk(state) == 6
+    # chunks=None, normals=None: the plain ask and tell
+    g, _ = strategy.ask(jax.random.key(1), state)
+    g_live, _ = live.ask(jax.random.key(1), state, None, None)
+    np.testing.assert_array_equal(g.x, g_live.x)
+    assert g.x.shape == (24, 3) and np.all(np.asarray(g.z[6:]) == 0)  # capacity 6 * 2**2; dead rows z = 0
+    fitness = -jnp.sum(g.x**2, axis=1)
+    a = strategy.tell(jax.random.key(2), state, g, fitness)
+    b = live.tell(jax.random.key(2), state, g, fitness, jnp.asarray(1))
+    np.testing.assert_array_equal(a.mean, b.mean)
+    np.testing.assert_array_equal(a.C, b.C)
+    # supplied normals: x = m + sigma z (C = I), only the live rows
+    z = jax.random.normal(jax.random.key(3), (24, 3))
+    g_z, _ = live.ask(jax.random.key(4), state, jnp.asarray(1), z)
+    np.testing.assert_allclose(g_z.x[:6], 1.0 + 0.5 * z[:6], rtol=1e-6)
+    np.testing.assert_array_equal(g_z.z[:6], z[:6])
+    assert np.all(np.asarray(g_z.z[6:]) == 0) and np.all(np.asarray(g_z.x[6:]) == 1.0)
