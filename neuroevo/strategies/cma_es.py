@@ -7,15 +7,20 @@ Simple Modification in CMA-ES Achieving Linear Time and Space Complexity").
 
 One generation, the tutorial's Figure 6 (maximising fitness F = -f):
 
-    z_k ~ N(0, I);  y_k = B D z_k;  x_k = m + sigma y_k                 k = 1..lambda
+    z_k ~ N(0, I);  y_k = C^{1/2} z_k;  x_k = m + sigma y_k             k = 1..lambda
     sort by F (best first);  <y>_w = sum_{i<=mu} w_i y_{i:lambda}
     m   <- m + c_m sigma <y>_w
-    p_s <- (1 - c_s) p_s + sqrt(c_s (2 - c_s) mu_eff) C^{-1/2} <y>_w
+    p_s <- (1 - c_s) p_s + sqrt(c_s (2 - c_s) mu_eff) C^{-1/2} <y>_w      (= ... <z>_w)
     p_c <- (1 - c_c) p_c + h_s sqrt(c_c (2 - c_c) mu_eff) <y>_w
     w°_i = w_i (1 if w_i >= 0 else n / |C^{-1/2} y_{i:lambda}|^2)
     C   <- (1 + c_1 delta(h_s) - c_1 - c_mu sum w_j) C + c_1 p_c p_c^T + c_mu sum_i w°_i y_i y_i^T
     sigma <- sigma exp(min(1, c_s / d_s (|p_s| / E|N(0,I)| - 1)))
-    every 1 / ((c_1 + c_mu) n 10) generations:  C = B D^2 B^T
+    every 1 / ((c_1 + c_mu) n 10) generations:  C = B D^2 B^T,  C^{1/2} = B D B^T
+
+``C^{1/2}`` is the symmetric square root, where the tutorial samples ``y = B D z``:
+the same distribution, but a continuous function of C, so that a rounding
+difference (e.g. the run compiled for 8 devices instead of 1) does not turn
+degenerate eigenvectors and change the trajectory (:mod:`~neuroevo.strategies.cma_steps`).
 
 The weights are the tutorial's: w'_i = ln((lambda+1)/2) - ln i for all lambda
 members, the positive ones summing to one and the negative ones scaled so
@@ -102,7 +107,7 @@ __all__ = [
 
 
 class CMAGenotype(NamedTuple):
-    """One member: its point ``x = m + sigma B D z`` and the standard-normal ``z`` it came from."""
+    """One member: its point ``x = m + sigma C^{1/2} z`` and the standard-normal ``z`` it came from."""
 
     x: jax.Array
     z: jax.Array
@@ -117,6 +122,7 @@ class CMAState(NamedTuple):
     C: jax.Array  # [d, d] (full) or [d] (separable)
     B: jax.Array  # eigenvectors [d, d] (full) or a [0] placeholder (separable)
     D: jax.Array  # sqrt of C's eigenvalues (full) or of its diagonal (separable), [d]
+    sqrt_C: jax.Array  # C^{1/2} = B D B^T [d, d] (full) or a [0] placeholder (separable)
     p_sigma: jax.Array
     p_c: jax.Array
     popsize: jax.Array  # int32: live members of this run (<= the static capacity)
@@ -259,7 +265,7 @@ def cma_es(
             return jax.random.normal(k, (rows, dim), m.dtype)
 
         def sample(z):
-            return cma_steps.sample(m, state.sigma, state.B, state.D, z, separable)
+            return cma_steps.sample(m, state.sigma, state.sqrt_C, state.D, z, separable)
 
         if capacity == base:
             zs = jnp.where((jnp.arange(capacity) < state.popsize)[:, None], draw(None, capacity), 0.0)
@@ -308,12 +314,12 @@ def cma_es(
         coef = recombination(lam, capacity, dim, separable, dtype)
         n_chunks = live_chunks(lam, base) if chunks is None else chunks
         y_w, z_w, rank_mu = cma_steps.weighted_sums(
-            state.B, state.D, genotypes.z, order, coef.weights, n_chunks, base, capacity, separable
+            state.sqrt_C, state.D, genotypes.z, order, coef.weights, n_chunks, base, capacity, separable
         )
         mean = cma_steps.move_mean(now.mean, state.sigma, y_w)
 
         # Step-size control, eqs. (43)-(44), and the paths, eq. (45).
-        p_sigma = cma_steps.step_size_path(state.p_sigma, coef, state.B, z_w, separable)
+        p_sigma = cma_steps.step_size_path(state.p_sigma, coef, z_w)
         ps_norm = jnp.linalg.norm(p_sigma)
         h_sigma = cma_steps.stalled(ps_norm, coef, t, n)
         p_c = cma_steps.covariance_path(state.p_c, h_sigma, coef, y_w)
@@ -323,8 +329,8 @@ def cma_es(
         sigma = cma_steps.step_size(state.sigma, ps_norm, coef)
         sigma, flat_count = cma_steps.flat_fitness(sigma, f_sorted, lam, coef, state.flat_count)
         C, inflated = cma_steps.ulp_floor(C, mean, sigma, separable)
-        C, B, D, eigen_generation = cma_steps.lazy_decompose(
-            C, state.B, state.D, t, state.eigen_generation, coef, n, inflated, separable
+        C, B, D, sqrt_C, eigen_generation = cma_steps.lazy_decompose(
+            C, state.B, state.D, state.sqrt_C, t, state.eigen_generation, coef, n, inflated, separable
         )
 
         # Histories for the termination criteria.
@@ -336,6 +342,7 @@ def cma_es(
             C=C,
             B=B,
             D=D,
+            sqrt_C=sqrt_C,
             p_sigma=p_sigma,
             p_c=p_c,
             run_generation=t,

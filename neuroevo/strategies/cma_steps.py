@@ -1,10 +1,18 @@
 """CMA-ES's named steps, each tagged with its equation in N. Hansen, "The CMA Evolution
 Strategy: A Tutorial", arXiv:1604.00772 (2016), or with pycma where it differs.
 
-Pure functions on arrays (a flat mean, ``C``, ``B``, ``D``, the paths); the strategy
-:func:`neuroevo.strategies.cma_es.cma_es` composes them into ``ask`` and ``tell``.
+Pure functions on arrays (a flat mean, ``C``, ``B``, ``D``, ``sqrt_C``, the paths); the
+strategy :func:`neuroevo.strategies.cma_es.cma_es` composes them into ``ask`` and ``tell``.
 ``separable=True`` is sep-CMA-ES (Ros & Hansen 2008): ``C`` and ``D`` are vectors (the
-diagonal) and ``B`` is a ``[0]`` placeholder.
+diagonal) and ``B`` and ``sqrt_C`` are ``[0]`` placeholders.
+
+**Sampling with the symmetric root.** The tutorial samples ``y = B D z`` (eq. (39)).
+Here ``y = C^{1/2} z`` with the symmetric square root ``C^{1/2} = B D B^T``: the
+same distribution N(0, C), and then ``C^{-1/2} y = z``. The eigenvectors ``B`` are
+not a continuous function of ``C`` where eigenvalues (nearly) coincide, as at the
+start (C = I): a rounding difference of 1e-9 in ``C`` (the same run compiled for 8
+devices instead of 1) turned ``B`` by 0.8 and changed the whole trajectory. ``C^{1/2}``
+is continuous in ``C``, so such differences stay at the level of rounding.
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ class Run(NamedTuple):
     C: Array  # [d, d] (full) or [d] (separable)
     B: Array  # eigenvectors [d, d] (full) or a [0] placeholder (separable)
     D: Array  # sqrt of C's eigenvalues (full) or of its diagonal (separable), [d]
+    sqrt_C: Array  # C^{1/2} = B D B^T [d, d] (full) or a [0] placeholder (separable)
     p_sigma: Array
     p_c: Array
     popsize: Array  # int32: live members of this run (<= the static capacity)
@@ -66,6 +75,7 @@ def fresh_run(dim: int, hist: int, dtype, mean: Array, sigma, lam, separable: bo
         C=C,
         B=jnp.zeros((0,), dtype) if separable else jnp.eye(dim, dtype=dtype),
         D=jnp.ones((dim,), dtype),
+        sqrt_C=jnp.zeros((0,), dtype) if separable else jnp.eye(dim, dtype=dtype),
         p_sigma=jnp.zeros((dim,), dtype),
         p_c=jnp.zeros((dim,), dtype),
         popsize=jnp.asarray(lam, jnp.int32),
@@ -139,16 +149,16 @@ def recombination(lam: Array, capacity: int, dim: int, separable: bool, dtype) -
 # --------------------------------------------------------------------------- #
 
 
-def sqrt_c_times(B: Array, D: Array, z: Array, separable: bool) -> Array:
-    """y = B D z for each row of ``z``, eq. (39)."""
+def sqrt_c_times(sqrt_C: Array, D: Array, z: Array, separable: bool) -> Array:
+    """y = C^{1/2} z for each row of ``z``: eq. (39) with the symmetric root (module docstring)."""
     if separable:
         return z * D
-    return (z * D) @ B.T
+    return z @ sqrt_C.T
 
 
-def sample(mean: Array, sigma: Array, B: Array, D: Array, z: Array, separable: bool) -> Array:
+def sample(mean: Array, sigma: Array, sqrt_C: Array, D: Array, z: Array, separable: bool) -> Array:
     """x = m + sigma y, eq. (40), for standard normals ``z`` (eq. (38))."""
-    return mean + sigma * sqrt_c_times(B, D, z, separable)
+    return mean + sigma * sqrt_c_times(sqrt_C, D, z, separable)
 
 
 # --------------------------------------------------------------------------- #
@@ -168,11 +178,11 @@ def rank(fitness: Array, lam: Array, dtype) -> tuple[Array, Array, Array]:
     return order, f, f[order]
 
 
-def weighted_sums(B, D, z_all, order, w, n_chunks, base, capacity, separable):
+def weighted_sums(sqrt_C, D, z_all, order, w, n_chunks, base, capacity, separable):
     """(<y>_w over the positive weights, eq. (41); the same <z>_w; sum_i w°_i y_i y_i^T, eqs. (46)-(47)).
 
     ``w°_i = w_i`` for ``w_i >= 0``, else ``w_i n / |z_i|^2`` (active CMA: |C^{-1/2} y_i| = |z_i|).
-    Computed on the sampled steps y = B D z, not on (x - m) / sigma, whose float32
+    Computed on the sampled steps y = C^{1/2} z, not on (x - m) / sigma, whose float32
     rounding C^{-1/2} would amplify. Without restarts (``capacity == base``) in one
     piece; with restarts chunk by chunk of ``base`` ranks over the first ``n_chunks``
     only (those holding the live ones; the weights are 0 beyond).
@@ -182,7 +192,7 @@ def weighted_sums(B, D, z_all, order, w, n_chunks, base, capacity, separable):
 
     def piece(idx, w_i):
         z = z_all[idx]
-        y = sqrt_c_times(B, D, z, separable)
+        y = sqrt_c_times(sqrt_C, D, z, separable)
         w_pos = jnp.where(w_i > 0, w_i, 0.0)
         norms = jnp.sum(z**2, axis=1)  # |C^{-1/2} y|^2
         # floored at eps, not at the smallest float: for z = 0 (a member given no sample,
@@ -215,12 +225,12 @@ def move_mean(mean: Array, sigma: Array, y_w: Array) -> Array:
 # --------------------------------------------------------------------------- #
 
 
-def step_size_path(p_sigma: Array, c: Coefficients, B: Array, z_w: Array, separable: bool) -> Array:
+def step_size_path(p_sigma: Array, c: Coefficients, z_w: Array) -> Array:
     """p_s <- (1 - c_s) p_s + sqrt(c_s (2 - c_s) mu_eff) C^{-1/2} <y>_w, eq. (43).
 
-    C^{-1/2} <y>_w = B D^{-1} B^T B D <z>_w = B <z>_w.
+    C^{-1/2} <y>_w = C^{-1/2} C^{1/2} <z>_w = <z>_w.
     """
-    return (1 - c.c_s) * p_sigma + jnp.sqrt(c.c_s * (2 - c.c_s) * c.mueff) * (z_w if separable else B @ z_w)
+    return (1 - c.c_s) * p_sigma + jnp.sqrt(c.c_s * (2 - c.c_s) * c.mueff) * z_w
 
 
 def stalled(ps_norm: Array, c: Coefficients, t: Array, n: Array) -> Array:
@@ -278,22 +288,27 @@ def ulp_floor(C: Array, mean: Array, sigma: Array, separable: bool) -> tuple[Arr
     return C, jnp.any(scale > 1)
 
 
-def decompose(C: Array, separable: bool) -> tuple[Array, Array, Array]:
-    """(C symmetrised, B, D) with C = B D^2 B^T, eigenvalues floored at max_eig * eps**2."""
+def decompose(C: Array, separable: bool) -> tuple[Array, Array, Array, Array]:
+    """(C symmetrised, B, D, C^{1/2} = B D B^T) with C = B D^2 B^T, eigenvalues floored at
+    max_eig * eps**2."""
     eps = jnp.finfo(C.dtype).eps
     if separable:
         c = jnp.maximum(C, jnp.max(C) * eps**2)
-        return c, jnp.zeros((0,), C.dtype), jnp.sqrt(c)
+        empty = jnp.zeros((0,), C.dtype)
+        return c, empty, jnp.sqrt(c), empty
     C = (C + C.T) / 2
     eig, B = jnp.linalg.eigh(C)
     eig = jnp.maximum(eig, jnp.max(eig) * eps**2)
-    return C, B, jnp.sqrt(eig)
+    D = jnp.sqrt(eig)
+    root = (B * D) @ B.T
+    return C, B, D, (root + root.T) / 2
 
 
-def lazy_decompose(C, B, D, t, eigen_generation, c: Coefficients, n, force, separable):
+def lazy_decompose(C, B, D, sqrt_C, t, eigen_generation, c: Coefficients, n, force, separable):
     """The eigendecomposition every 1 / ((c_1 + c_mu) n 10) generations (the tutorial's
-    B.2), or when ``force``; returns (C, B, D, generation of the last decomposition)."""
+    B.2), or when ``force``; returns (C, B, D, C^{1/2}, generation of the last one)."""
     gap = 1 / ((c.c_1 + c.c_mu) * n * 10)
     due = ((t - eigen_generation).astype(C.dtype) >= gap) | force
-    C, B, D = jax.lax.cond(due, lambda C: decompose(C, separable), lambda C: (C, B, D), C)
-    return C, B, D, jnp.where(due, t, eigen_generation)
+    kept = lambda C: (C, B, D, sqrt_C)
+    C, B, D, sqrt_C = jax.lax.cond(due, lambda C: decompose(C, separable), kept, C)
+    return C, B, D, sqrt_C, jnp.where(due, t, eigen_generation)
