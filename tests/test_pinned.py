@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from test_cma_es import rastrigin, rotated_ellipsoid  # (tests/ is on the path)
 
 import neuroevo as ne
 
@@ -48,23 +49,6 @@ def digest(arrays) -> str:
         h.update(str((a.dtype.str, a.shape)).encode())
         h.update(a.tobytes())
     return h.hexdigest()
-
-
-def rotated_ellipsoid(dim, condition=1e6, seed=0):
-    rng = np.random.default_rng(seed)
-    q, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
-    xopt = rng.uniform(-3, 3, dim)
-    scales = condition ** (np.arange(dim) / (dim - 1))
-
-    def f(x):
-        z = (jnp.asarray(q, x.dtype) @ (x - jnp.asarray(xopt, x.dtype)).T).T
-        return jnp.sum(jnp.asarray(scales, x.dtype) * z**2, axis=-1)
-
-    return f
-
-
-def rastrigin(x):
-    return 10 * x.shape[-1] + jnp.sum(x**2 - 10 * jnp.cos(2 * jnp.pi * x), axis=-1)
 
 
 def trajectory(strategy, f, x0, generations):
