@@ -5,9 +5,11 @@ runs, per dimension, ONE compiled program in float64: the strategy is vmapped
 over all (function, instance) problems of the dimension; the population of the
 problems of function ``f`` is evaluated by ``f``'s evaluator vmapped over its
 instances (instance data stacked as arguments), so all 24 functions share the
-program without evaluating one another. Generations run on the device in
-``lax.while_loop`` blocks; the host sees only the progress display and the
-stop check between blocks.
+program without evaluating one another. The problems are a task whose state is
+the COCO record (:func:`neuroevo.bench.program.coco_task`); generations run on
+the device in blocks of the engine's loop (:func:`neuroevo.engine.loop.block_runner`)
+and the host sees only the progress display (the engine's) and the stop check
+between blocks.
 
 Suites: ``suite="bbob"`` (f1-f24) or ``"bbob-noisy"`` (f101-f130, ``ne.bbob``'s
 noisy functions): the strategy sees the noisy f - fopt (noise drawn from the

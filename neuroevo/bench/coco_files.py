@@ -153,14 +153,14 @@ def check_out(out: str | Path, campaign: dict) -> None:
     if not out.exists():
         return
     if not out.is_dir():
-        raise ValueError(f"--out {out} is a file, not a directory")
+        raise ValueError(f"out directory {out} is a file, not a directory")
     if not any(out.iterdir()):
         return
     hint = f"use an empty or new directory (e.g. {out / campaign['strategy']})"
     path = out / "campaign.json"
     if not path.exists():
         raise ValueError(
-            f"--out {out} is not empty and holds no campaign.json: refusing to write a campaign "
+            f"out directory {out} is not empty and holds no campaign.json: refusing to write a campaign "
             f"among files cocopp might read with it; {hint}"
         )
     try:
@@ -175,7 +175,7 @@ def check_out(out: str | Path, campaign: dict) -> None:
         diff = [f"{k} {old.get(k)!r} instead of {v!r}" for k, v in campaign.items() if old.get(k) != v]
         what = "another campaign: " + "; ".join(diff)
     raise ValueError(
-        f"--out {out} holds {what}. Its .info/.dat files would stay beside this campaign's and "
+        f"out directory {out} holds {what}. Its .info/.dat files would stay beside this campaign's and "
         f"cocopp would read them as one experiment; {hint}, or rerun the same campaign there"
     )
 

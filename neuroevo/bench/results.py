@@ -23,6 +23,7 @@ SUITES = {"bbob": range(1, 25), "bbob-noisy": range(101, 131)}  # COCO's suite n
 
 
 def function_name(fid: int) -> str:
+    """The name of BBOB function ``fid`` (noiseless or noisy)."""
     return NAMES[fid] if fid in NAMES else NOISY_NAMES[fid]
 
 
@@ -85,14 +86,19 @@ class DimensionResult:
 
 @dataclass
 class CampaignResult:
+    """A campaign: its strategy and suite, a :class:`DimensionResult` per dimension, where its
+    files are (``out``, or None)."""
+
     strategy: str
     dimensions: dict[int, DimensionResult] = field(default_factory=dict)
     out: Path | None = None
     suite: str = "bbob"
 
     def solved(self, dimension: int | None = None) -> int:
+        """Problems that reached 1e-8 (in ``dimension``, or in all)."""
         dims = [dimension] if dimension is not None else list(self.dimensions)
         return int(sum(np.isfinite(self.dimensions[d].hit_evals[:, -1]).sum() for d in dims))
 
     def problems(self) -> int:
+        """Problems of the campaign, all dimensions."""
         return int(sum(len(r.fids) for r in self.dimensions.values()))
