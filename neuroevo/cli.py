@@ -232,10 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--budget-multiplier", type=float, default=1000, help="budget = N * dimension evaluations"
     )
     bb.add_argument("--seed", type=int, default=0)
+    bb.add_argument("--hp", nargs="*", action="extend", default=[], metavar="NAME=VALUE", help="strategy hyperparameters")
     bb.add_argument(
-        "--hp", nargs="*", action="extend", default=[], metavar="NAME=VALUE", help="strategy hyperparameters"
+        "--out",
+        required=True,
+        help="output directory (COCO data for cocopp + summary): new, empty, or holding the same campaign",
     )
-    bb.add_argument("--out", required=True, help="output directory (COCO data for cocopp + summary)")
     bb.add_argument("--quiet", action="store_true", help="no progress display")
     bb.set_defaults(func=bench_bbob)
     bp = b.add_parser("plot", help="ECDF of several campaigns on one plot per dimension")

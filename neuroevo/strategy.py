@@ -22,6 +22,24 @@ A :class:`Strategy` is a NamedTuple of four pure functions, in the manner of
   inside ``vmap``); shapes (population size, capacities) are static Python ints
   (:func:`static_int`).
 
+**Optional capabilities** are trailing fields of :class:`Strategy`, None by
+default; whoever runs a strategy uses one when it is there and the four
+functions otherwise. A wrapper that replaces ``ask`` or ``tell`` must wrap or
+drop them too (``strategy._replace(tell=..., live=None)``).
+
+- ``live`` (:class:`Live`): only the first ``live.count(state)`` members of the
+  static population are live (IPOP CMA-ES: a capacity of ``popsize *
+  2**max_restarts`` of which the current run uses ``popsize``); the others are
+  placeholders whose fitness ``tell`` ignores (give them -inf), so an evaluator
+  may skip them. ``live.chunk(state)`` is a static chunk length (a Python int);
+  ``live.ask(key, state, chunks, normals)`` samples only the first ``chunks``
+  chunks (an unbatched bound, e.g. the maximum over a vmapped batch of states,
+  so that its loop is not batched) and, given ``normals`` (``(capacity, dim)``
+  standard normals, rows beyond the live ones ignored), takes its samples from
+  them instead of from ``key``; ``live.tell(key, state, genotypes, fitness,
+  chunks)`` reads those chunks only. With ``chunks`` and ``normals`` None they
+  are ``ask`` and ``tell``. :func:`neuroevo.bench.bbob_campaign` uses it.
+
 The state (:class:`StrategyState`) is any pytree (a NamedTuple) with at least
 ``best_solution`` (a pytree like ``x0``), ``best_fitness`` (a float32 scalar,
 -inf before the first ``tell``) and ``generation`` (an int32 scalar counting
@@ -65,6 +83,28 @@ class DecodeFn(Protocol):
     def __call__(self, state: Any, genotype: Any) -> PyTree: ...
 
 
+class LiveAskFn(Protocol):
+    def __call__(
+        self, key: Array, state: Any, chunks: Array | None, normals: Array | None
+    ) -> tuple[Any, Any]: ...
+
+
+class LiveTellFn(Protocol):
+    def __call__(
+        self, key: Array, state: Any, genotypes: Any, fitness: Array, chunks: Array | None
+    ) -> Any: ...
+
+
+class Live(NamedTuple):
+    """Optional capability: a population of which only the first ``count(state)`` members are
+    live, sampled and read chunk by chunk (see the module docstring)."""
+
+    count: Callable[[Any], Array]  # state -> int32 scalar: the live members
+    chunk: Callable[[Any], int]  # state -> the static chunk length
+    ask: LiveAskFn
+    tell: LiveTellFn
+
+
 class Strategy(NamedTuple):
     """A gradient-free optimiser as four pure functions (see the module docstring).
 
@@ -72,6 +112,7 @@ class Strategy(NamedTuple):
     ``{"name": ..., "hyperparameters": {...}}`` with every hyperparameter resolved
     (defaults included). ``ne.strategies.make`` records it; checkpoints store it
     to refuse resuming with other settings. A strategy built otherwise has none.
+    ``live`` (optional) is the live-population capability (:class:`Live`).
     """
 
     init: InitFn
@@ -79,6 +120,7 @@ class Strategy(NamedTuple):
     tell: TellFn
     decode: DecodeFn
     config: Mapping[str, Any] | None = None
+    live: Live | None = None
 
 
 @runtime_checkable

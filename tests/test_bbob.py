@@ -69,7 +69,7 @@ def test_matches_cocoex_float64(fid):
 # (max over this test's points): f16 6.1e-5, f17/f18 <= 2e-5, the others <= 4e-6 (f19 3e-7).
 # f16, f19 and f23 take sin/cos of arguments up to ~1e6 (3^11 y, Rosenbrock values, 2^32 y): in
 # float32 they carry the rotated point (and f19 its Rosenbrock value) as a hi + lo pair and reduce
-# the phases exactly (see _matvec_dd, _frac_3k, _sin2_dd in neuroevo/bbob/functions.py); before
+# the phases exactly (see matvec_dd, frac_3k, sin2_dd in neuroevo/bbob/double_word.py); before
 # that their errors were 1.2e-4, 1.1e-3 and 2.5e-4. f16's remaining error is T_osz's own float32
 # rounding (exp, log, sin of the rotated point; storing its output in float32 alone costs 3.6e-5
 # at these points): f16 amplifies an error dy of y about 2 pi sum_k 1.5^k ~ 1600-fold, so in low

@@ -11,6 +11,8 @@ from oracles import require
 
 from neuroevo import cli
 from neuroevo.bench import bbob as bench_bbob
+from neuroevo.bench import coco_files, parallel
+from neuroevo.bench.program import Job
 
 FIDS, INSTANCES, DIM = (1, 2, 8), (1, 2), 2
 
@@ -209,9 +211,9 @@ def test_bad_hyperparameter_raises_before_any_process():
 
 
 def test_failed_dimension_process_reports_its_error():
-    job = ("no_such_strategy", 2, [1], [1], 20, 0, {}, 10)  # only the worker sees it (no early check)
+    job = Job("no_such_strategy", 2, [1], [1], 20, 0, {}, 10)  # only the worker sees it (no early check)
     with pytest.raises(RuntimeError, match="(?s)dimension's process failed.*no_such_strategy"):
-        bench_bbob._in_processes({2: job}, lambda *a: None, lambda r: None)
+        parallel.in_processes({2: job}, lambda *a: None, lambda r: None)
 
 
 def test_forked_worker_in_a_fresh_process_matches_threads():
@@ -224,10 +226,11 @@ def test_forked_worker_in_a_fresh_process_matches_threads():
     code = (
         "import json, numpy as np\n"
         "from neuroevo.bench import bbob as bench_bbob\n"
-        "assert not bench_bbob._backend_started()\n"
+        "from neuroevo.bench import parallel\n"
+        "assert not parallel.backend_started()\n"
         "r = bench_bbob.bbob_campaign('cma_es', (2, 3), (1, 2), (1, 8), 100,"
         " progress=False, processes=True)\n"
-        "assert not bench_bbob._backend_started()  # the parent never started one\n"
+        "assert not parallel.backend_started()  # the parent never started one\n"
         "hits = {d: np.nan_to_num(r.dimensions[d].hit_evals, posinf=-1).tolist() for d in (2, 3)}\n"
         "print(json.dumps(hits))\n"
     )
@@ -238,3 +241,102 @@ def test_forked_worker_in_a_fresh_process_matches_threads():
         np.testing.assert_array_equal(
             forked[str(d)], np.nan_to_num(threads.dimensions[d].hit_evals, posinf=-1)
         )
+
+
+# --------------------------------------------------------------------------- #
+# any strategy that searches a flat real vector; the others refused up front
+
+
+def host_loop(name, dim, fids, instances, budget, seed=0):
+    """The campaign's protocol for a strategy without restarts or the live capability,
+    written as a plain loop of one problem at a time: (final evaluations, best f - fopt)."""
+    import jax
+    import jax.numpy as jnp
+
+    from neuroevo import strategies
+    from neuroevo.bbob import function
+
+    hp = bench_bbob.campaign_hyperparameters(name, dim, budget, {})
+    strategy = strategies.make(name, **hp)
+    problems = [(f, i) for f in fids for i in instances]
+    P = len(problems)
+    key = jax.random.fold_in(jax.random.key(seed), dim)
+    k0, k1 = jax.random.split(key)
+    x0 = jax.random.uniform(k0, (P, dim), jnp.float64, -4.0, 4.0)
+    loop_key = jax.random.fold_in(key, 1)
+    finals, bests = [], []
+    for p, (fid, inst) in enumerate(problems):
+        f = function(fid, dim, inst)
+        state = strategy.init(jax.random.split(k1, P)[p], x0[p])
+        evaluations, best, g = 0, np.inf, 0
+        while evaluations < budget and best > bench_bbob.PRECISION:
+            k_ask, k_tell = jax.random.split(jax.random.fold_in(loop_key, g))
+            genotypes, state = strategy.ask(jax.random.split(k_ask, P)[p], state)
+            delta = f.raw(jax.vmap(strategy.decode, in_axes=(None, 0))(state, genotypes))
+            n = min(len(delta), budget - evaluations)
+            best = min(best, float(np.min(np.asarray(delta)[:n])))
+            evaluations += n
+            state = strategy.tell(jax.random.split(k_tell, P)[p], state, genotypes, -delta)
+            g += 1
+        finals.append(evaluations)
+        bests.append(best)
+    return np.array(finals), np.array(bests)
+
+
+@pytest.mark.parametrize("name", ["openai_es", "snes", "evosax:SNES"])
+def test_any_flat_vector_strategy_runs_a_campaign(name, tmp_path):
+    """The generic path (no live capability): the campaign equals the same protocol written as
+    a plain loop over problems, and writes COCO files."""
+    import jax
+
+    fids, instances, budget = (1, 8), (1, 2), 150
+    result = bench_bbob.bbob_campaign(
+        name, (DIM,), instances, fids, budget / DIM, out=tmp_path / name, progress=False, processes=False
+    )
+    r = result.dimensions[DIM]
+    with jax.enable_x64(True):
+        finals, bests = host_loop(name, DIM, fids, instances, budget)
+    np.testing.assert_array_equal(r.final_evals, finals)
+    # (vmapped over problems or not, the strategies' float32 parts round differently)
+    np.testing.assert_allclose(r.best_delta, bests, rtol=1e-6)
+    assert (out := tmp_path / name / "bbobexp_f8.info").exists() and f"algId = '{name}'" in out.read_text()
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [("neat", "does not search a flat real vector"), ("ns_es", "needs behaviour descriptors")],
+)
+def test_strategies_without_flat_vectors_are_refused_up_front(name, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        bench_bbob.bbob_campaign(name, (2,), (1,), (1,), 10, out=tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
+# --------------------------------------------------------------------------- #
+# --out: one campaign per directory
+
+
+def test_out_with_another_campaign_is_refused(campaign, tmp_path, capsys):
+    """A second campaign into an existing one's directory would leave the first one's .info/.dat
+    files beside its own (cocopp reads them as one experiment): refused, saying what differs,
+    before anything is compiled or written; the same campaign may be rerun there."""
+    _, out = campaign
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    with pytest.raises(ValueError, match="(?s)another campaign: strategy 'cma_es' instead of 'snes'.*cocopp"):
+        bench_bbob.bbob_campaign("snes", (DIM,), INSTANCES, FIDS, 200, out=out, progress=False)
+    with pytest.raises(ValueError, match="instances"):
+        bench_bbob.bbob_campaign("cma_es", (DIM,), (1, 2, 3), FIDS, 200, out=out, progress=False, seed=0)
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
+    args = ["bench", "bbob", "--strategy", "snes", "--dimensions", str(DIM), "--out", str(out), "--quiet"]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "another campaign" in err
+    # the same campaign again is allowed (it replaces every file)
+    same = coco_files.identity("cma_es", "bbob", FIDS, INSTANCES, {DIM: 200 * DIM}, {})
+    coco_files.check_out(out, same)
+    # a directory of other files is refused too
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("x")
+    with pytest.raises(ValueError, match="holds no campaign.json"):
+        bench_bbob.bbob_campaign("cma_es", (DIM,), INSTANCES, FIDS, 200, out=other, progress=False)

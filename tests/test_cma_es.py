@@ -125,7 +125,7 @@ def test_first_update_matches_the_tutorial_formulas():
         sigma = 0.5 * np.exp(min(1, cs / ds * (np.linalg.norm(ps) / chin - 1)))
 
         r = recombination(jnp.asarray(lam), lam, n, False, jnp.float64)
-        np.testing.assert_allclose(r["weights"], w, rtol=1e-12)
+        np.testing.assert_allclose(r.weights, w, rtol=1e-12)
         np.testing.assert_allclose(new.mean, 0.5 * yw, rtol=1e-10)
         np.testing.assert_allclose(new.p_sigma, ps, rtol=1e-10)
         np.testing.assert_allclose(new.p_c, pc, rtol=1e-10)
@@ -145,17 +145,17 @@ def test_weights_and_learning_rates_are_pycmas(dim, popsize):
         es = cma.CMAEvolutionStrategy(np.zeros(dim), 1.0, {"verbose": -9, "popsize": popsize})
     with jax.enable_x64(True):
         r = recombination(jnp.asarray(popsize), popsize + 3, dim, False, jnp.float64)
-    np.testing.assert_allclose(r["weights"][:popsize], np.asarray(es.sp.weights), rtol=1e-10)
-    assert np.all(np.asarray(r["weights"][popsize:]) == 0)  # beyond the live population
+    np.testing.assert_allclose(r.weights[:popsize], np.asarray(es.sp.weights), rtol=1e-10)
+    assert np.all(np.asarray(r.weights[popsize:]) == 0)  # beyond the live population
     for ours, theirs in [
         ("c_1", es.sp.c1),
         ("c_mu", es.sp.cmu),
         ("c_c", es.sp.cc),
         ("mueff", es.sp.weights.mueff),
     ]:
-        assert float(r[ours]) == pytest.approx(theirs, rel=1e-10), ours
-    assert float(r["c_s"]) == pytest.approx(es.adapt_sigma.cs, rel=1e-10)
-    assert float(r["d_s"]) == pytest.approx(es.adapt_sigma.damps, rel=1e-10)
+        assert float(getattr(r, ours)) == pytest.approx(theirs, rel=1e-10), ours
+    assert float(r.c_s) == pytest.approx(es.adapt_sigma.cs, rel=1e-10)
+    assert float(r.d_s) == pytest.approx(es.adapt_sigma.damps, rel=1e-10)
 
 
 def test_flat_fitness_stops_a_run_without_restarts():
@@ -313,9 +313,36 @@ def test_members_without_a_sample_give_a_finite_update():
     """z = 0 rows with nonzero (negative) weights, as a finished problem of a vmapped campaign
     gets: the active-CMA weight n w / |z|^2 must not overflow into -inf * 0 = NaN."""
     with jax.enable_x64(True):
-        strategy = ne.strategies.make("cma_es", popsize=6, sigma=1.0)
+        strategy = ne.strategies.make("cma_es", popsize=6, sigma=1.0, restarts="ipop", max_restarts=0)
         state = strategy.init(jax.random.key(0), jnp.zeros(4))
-        g, state = strategy.ask(jax.random.key(1), state, z=jnp.zeros((6, 4)))
+        g, state = strategy.live.ask(jax.random.key(1), state, None, jnp.zeros((6, 4)))
         new = strategy.tell(jax.random.key(2), state, g, jnp.arange(6.0))
         assert not bool(new.termination.numerics)
         assert finite(new)
+
+
+def test_restarts_declare_the_live_capability():
+    """With restarts, CMA-ES declares ``live``: the first ``popsize`` members of the capacity
+    are live, sampled chunk by chunk, from supplied normals when given; without restarts,
+    every member is live and there is no such capability."""
+    assert ne.strategies.make("cma_es").live is None
+    strategy = ne.strategies.make("cma_es", popsize=6, sigma=0.5, restarts="ipop", max_restarts=2)
+    live = strategy.live
+    state = strategy.init(jax.random.key(0), jnp.ones(3))
+    assert int(live.count(state)) == 6 and live.chunk(state) == 6
+    # chunks=None, normals=None: the plain ask and tell
+    g, _ = strategy.ask(jax.random.key(1), state)
+    g_live, _ = live.ask(jax.random.key(1), state, None, None)
+    np.testing.assert_array_equal(g.x, g_live.x)
+    assert g.x.shape == (24, 3) and np.all(np.asarray(g.z[6:]) == 0)  # capacity 6 * 2**2; dead rows z = 0
+    fitness = -jnp.sum(g.x**2, axis=1)
+    a = strategy.tell(jax.random.key(2), state, g, fitness)
+    b = live.tell(jax.random.key(2), state, g, fitness, jnp.asarray(1))
+    np.testing.assert_array_equal(a.mean, b.mean)
+    np.testing.assert_array_equal(a.C, b.C)
+    # supplied normals: x = m + sigma z (C = I), only the live rows
+    z = jax.random.normal(jax.random.key(3), (24, 3))
+    g_z, _ = live.ask(jax.random.key(4), state, jnp.asarray(1), z)
+    np.testing.assert_allclose(g_z.x[:6], 1.0 + 0.5 * z[:6], rtol=1e-6)
+    np.testing.assert_array_equal(g_z.z[:6], z[:6])
+    assert np.all(np.asarray(g_z.z[6:]) == 0) and np.all(np.asarray(g_z.x[6:]) == 1.0)

@@ -19,7 +19,7 @@ from neuroevo.bbob.functions import (
     NOISELESS_FIDS,
     NOISY_FIDS,
     BBOBFunction,
-    _check,
+    check_problem,
     seed_of,
 )
 from neuroevo.bbob.noisy import NOISY_NAMES, NoisyBBOBFunction, noisy_function
@@ -35,7 +35,7 @@ def function(fid: int, dimension: int, instance: int) -> BBOBFunction | NoisyBBO
     number is COCO's (``cocoex.BareProblem("bbob", fid, dimension, instance)``,
     ``cocoex.Suite("bbob-noisy", ...)``).
     """
-    _check(fid, dimension, instance)
+    check_problem(fid, dimension, instance)
     if int(fid) in NOISY_FIDS:
         return NoisyBBOBFunction(fid, dimension, instance)
     return BBOBFunction(fid, dimension, instance)
@@ -63,11 +63,11 @@ def suite(
     """
     functions, dimensions, instances = list(functions), list(dimensions), list(instances)
     for fid in functions:
-        _check(fid, 2, 1)
+        check_problem(fid, 2, 1)
     for dim in dimensions:
-        _check(1, dim, 1)
+        check_problem(1, dim, 1)
     for inst in instances:
-        _check(1, 2, inst)
+        check_problem(1, 2, inst)
     return [Problem(int(f), int(d), int(i)) for d in dimensions for f in functions for i in instances]
 
 

@@ -41,9 +41,9 @@ from functools import cache, partial
 import jax
 import jax.numpy as jnp
 
-from neuroevo.bbob import functions as fn
+from neuroevo.bbob import builders, transforms
 from neuroevo.bbob import legacy_rng as rng
-from neuroevo.bbob.functions import NOISY_FIDS, BBOBFunction, _check
+from neuroevo.bbob.functions import NOISY_FIDS, BBOBFunction, check_problem
 
 TOL = 1e-8  # below it no noise is applied; above, 1.01 TOL is added
 
@@ -63,14 +63,14 @@ _TABLE = {
 
 # the noise-free cores: noiseless builders with the noisy suite's constants, no own penalty
 _CORES = {
-    1: fn._f1,
-    8: fn._f8,
-    7: partial(fn._f7, pen=0.0),
-    10: partial(fn._f10, cond=1e4),
-    14: fn._f14,
-    17: fn._schaffers(10.0, pen=0.0),
-    19: partial(fn._f19, fac=1.0),
-    21: fn._gallagher(101, pen=0.0),
+    1: builders.f1,
+    8: builders.f8,
+    7: partial(builders.f7, pen=0.0),
+    10: partial(builders.f10, cond=1e4),
+    14: builders.f14,
+    17: builders.schaffers(10.0, pen=0.0),
+    19: partial(builders.f19, fac=1.0),
+    21: builders.gallagher(101, pen=0.0),
 }
 
 _CORE_NAMES = {
@@ -165,7 +165,7 @@ def _compiled_noise(model: str, params: tuple):
 
 def penalty(x):
     """The noisy suite's boundary penalty ``100 sum(max(0, |x_i| - 5)**2)`` over the last axis."""
-    return 100.0 * fn._pen(x)
+    return 100.0 * transforms.box_penalty(x)
 
 
 # ---------------------------------------------------------------------------
@@ -185,14 +185,14 @@ class NoisyBBOBFunction:
     """
 
     def __init__(self, fid: int, dimension: int, instance: int):
-        _check(fid, dimension, instance, NOISY_FIDS)
+        check_problem(fid, dimension, instance, NOISY_FIDS)
         self.fid, self.dimension, self.instance = int(fid), int(dimension), int(instance)
         self.base, self.model, self.severity = _TABLE[self.fid]
         self.name = NOISY_NAMES[self.fid]
         self.params = noise_parameters(self.model, self.severity, self.dimension)
-        spec = _CORES[self.base](self.dimension, fn.seed_of(self.base, self.instance))
+        spec = _CORES[self.base](self.dimension, builders.seed_of(self.base, self.instance))
         fopt = rng.fopt(self.base, self.instance)
-        self.core = BBOBFunction._from_spec(
+        self.core = BBOBFunction.from_spec(
             self.fid, self.dimension, self.instance, self.name, fopt, spec, ("noisy", self.base)
         )
         self.xopt, self.fopt = self.core.xopt, self.core.fopt
@@ -203,22 +203,22 @@ class NoisyBBOBFunction:
 
     def raw(self, x) -> jnp.ndarray:
         """Noise-free ``f(x) - fopt`` (core plus penalty), without adding ``fopt``."""
-        x = self.core._prepare(x)
+        x = self.core.as_points(x)
         return self.core.raw(x) + penalty(x)
 
     def noiseless(self, x) -> jnp.ndarray:
         """Noise-free ``f(x)``: what COCO records as the noisy suite's true value."""
-        x = self.core._prepare(x)
+        x = self.core.as_points(x)
         return self.raw(x) + jnp.asarray(self.fopt, dtype=x.dtype)
 
     def delta(self, key, x) -> jnp.ndarray:
         """Noisy ``f(x) - fopt``, without adding ``fopt`` (no cancellation near the optimum)."""
-        x = self.core._prepare(x)
+        x = self.core.as_points(x)
         noisy = _compiled_noise(self.model, tuple(sorted(self.params.items())))
         return noisy(key, self.core.raw(x)) + penalty(x)
 
     def __call__(self, key, x) -> jnp.ndarray:
-        x = self.core._prepare(x)
+        x = self.core.as_points(x)
         return self.delta(key, x) + jnp.asarray(self.fopt, dtype=x.dtype)
 
 

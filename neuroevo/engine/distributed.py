@@ -6,6 +6,16 @@ genotypes, the decoded solutions and the fitness over it, while the strategy
 state stays replicated: XLA's SPMD partitioner splits the evaluation, and only
 fitness, descriptors and (for ES) the gradient's partial sums cross devices.
 
+**Reproducibility across device counts.** Results equal the unsharded run's up to
+float rounding, not bit for bit: XLA compiles the sharded program differently (other
+fusions, partial sums in another order), even the replicated strategy update.
+Measured in float32 on 8 devices (README): the ES family and the GA stay within 2e-6
+of the unsharded run over 100 generations of Rastrigin. CMA-ES does too on smooth
+functions, but on a rugged one a rounding difference eventually swaps two members'
+ranks and the runs part as two seeds would; it samples with the symmetric root
+C^{1/2}, not B D, so that near-degenerate eigenvectors do not amplify rounding at
+once (``neuroevo.strategies.cma_steps``).
+
 ``initialize(...)`` joins several processes (hosts) with
 ``jax.distributed.initialize``; each drives its local devices, and
 ``mesh()`` then spans every process's devices. On CPU the collectives go

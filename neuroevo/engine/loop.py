@@ -1,15 +1,19 @@
 """The run loop: one generation as a pure function, and ``evolve`` over blocks of them.
 
-``evolve`` compiles a ``lax.scan`` over a block of ``log_every`` generations;
-between blocks it returns to the host to log, draw progress, call callbacks and
+``evolve`` compiles a block of ``log_every`` generations (:func:`block_runner`,
+the engine's device loop); between blocks it returns to the host to log, draw
+progress (:class:`neuroevo.engine.progress.Progress`), call callbacks and
 checkpoint. Each generation's key is ``fold_in(key, generation)``, so a resumed
 run continues bit-for-bit, whatever the block boundaries.
+
+:func:`block_runner` also drives generations that are not one strategy on one
+task: ``neuroevo.bench``'s BBOB campaign runs its step (a strategy vmapped over
+every problem of a dimension) with it, in blocks, until every problem is done.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import signal
 import threading
 import time
@@ -21,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from neuroevo.engine import distributed, prng_keys
+from neuroevo.engine.progress import Progress
 from neuroevo.shaping import sanitize
 from neuroevo.strategy import Strategy, check_fitness, chunk_length, population, population_size
 from neuroevo.tasks.base import Evaluation, Task
@@ -124,6 +129,55 @@ def make_step(
     return step
 
 
+def block_runner(
+    step: Callable[[Any, jax.Array], tuple[Any, dict]],
+    key: jax.Array,
+    block: int,
+    metric_shapes: dict,
+    until: Callable[[Any], jax.Array] | None = None,
+) -> Callable[[Any, jax.Array, jax.Array], tuple[Any, dict]]:
+    """The engine's device loop: ``run_block(carry, start, stop) -> (carry, metrics)``.
+
+    It runs ``step(carry, fold_in(key, g)) -> (carry, metrics)`` for generations
+    ``g = start .. stop - 1`` (at most ``block`` of them), so the block boundaries
+    never change a result. ``metrics`` (shapes ``metric_shapes``) come back stacked
+    over the ``block`` iterations of a ``lax.scan``, zeros for those not run. With
+    ``until(carry)`` (a traced bool), a generation runs only while it is False. A
+    step without metrics (``metric_shapes == {}``) runs in a ``lax.while_loop``,
+    which ends the block as soon as ``until`` holds.
+    """
+
+    def active(carry, g, stop):
+        return (g < stop) if until is None else (g < stop) & ~until(carry)
+
+    if not metric_shapes:
+
+        def run_while(carry, start, stop):
+            def body(gc):
+                g, c = gc
+                return g + 1, step(c, jax.random.fold_in(key, g))[0]
+
+            stop = jnp.minimum(stop, start + block)
+            _, carry = jax.lax.while_loop(lambda gc: active(gc[1], gc[0], stop), body, (start, carry))
+            return carry, {}
+
+        return run_while
+
+    def run_scan(carry, start, stop):
+        def body(c, i):
+            g = start + i
+            return jax.lax.cond(
+                active(c, g, stop),
+                lambda c: step(c, jax.random.fold_in(key, g)),
+                lambda c: (c, jax.tree_util.tree_map(jnp.zeros_like, metric_shapes)),
+                c,
+            )
+
+        return jax.lax.scan(body, carry, jnp.arange(block))
+
+    return run_scan
+
+
 class RunResult(NamedTuple):
     state: Any
     task_state: Any
@@ -189,25 +243,14 @@ def run(
             raise
         if restored is not None:
             carry, done, history = restored
-
-    @functools.partial(jax.jit, **in_out_whole)
-    def run_block(carry, start, stop):
-        def body(c, i):
-            g = start + i
-            active = g < stop
-            new_c, metrics = jax.lax.cond(
-                active,
-                lambda c: step(c, jax.random.fold_in(k_loop, g)),
-                lambda c: (c, jax.tree_util.tree_map(jnp.zeros_like, metric_shapes)),
-                c,
-            )
-            return new_c, metrics
-
-        return jax.lax.scan(body, carry, jnp.arange(block))
-
+    step = make_step(strategy, task, chunk_size, mesh)
     metric_shapes = jax.eval_shape(step, carry, k_loop)[1]
+    run_block = jax.jit(block_runner(step, k_loop, block, metric_shapes), **in_out_whole)
     saved = done
-    bar = _Progress(generations, done) if progress and main else None
+    bar = None
+    if progress and main:
+        bar = Progress()
+        bar.add("evolve", generations, done)
     t0 = time.perf_counter()
     # The last generation whose results every callback has seen: what Ctrl-C saves.
     safe = (carry, done, {k: len(v) for k, v in history.items()})
@@ -230,7 +273,7 @@ def run(
                     saved = done
                 safe = (carry, done, {k: len(v) for k, v in history.items()})
                 if bar is not None:
-                    bar.update(done, metrics)
+                    bar.update("evolve", done, _progress_info(metrics, time.perf_counter() - bar.last_update))
                 if interrupt.requested:
                     raise KeyboardInterrupt
         except KeyboardInterrupt:
@@ -362,31 +405,9 @@ class _DeferredInterrupt:
         return False
 
 
-class _Progress:
-    """A rich progress bar showing best and mean fitness."""
-
-    def __init__(self, total: int, done: int):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self._p = Progress(
-            TextColumn("[bold]evolve"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[info]}"),
-        )
-        self._p.start()
-        self._id = self._p.add_task("evolve", total=total, completed=done, info="")
-        self._last = time.perf_counter()
-
-    def update(self, done: int, metrics: dict) -> None:
-        info = f"best {metrics['best'][-1]:.4g}  mean {metrics['mean'][-1]:.4g}"
-        now = time.perf_counter()
-        if "env_steps" in metrics:
-            rate = float(np.sum(metrics["env_steps"])) / max(now - self._last, 1e-9)
-            info += f"  {rate:,.0f} env-steps/s"
-        self._last = now
-        self._p.update(self._id, completed=done, info=info)
-
-    def close(self) -> None:
-        self._p.stop()
+def _progress_info(metrics: dict, seconds: float) -> str:
+    """Best and mean fitness of a block's last generation (and env-steps/s when counted)."""
+    info = f"best {metrics['best'][-1]:.4g}  mean {metrics['mean'][-1]:.4g}"
+    if "env_steps" in metrics:
+        info += f"  {float(np.sum(metrics['env_steps'])) / max(seconds, 1e-9):,.0f} env-steps/s"
+    return info

@@ -1,11 +1,12 @@
 """The dimensions of a BBOB campaign in processes of their own (``bbob_campaign(processes=True)``).
 
-Run as ``python -m neuroevo.bench._bbob_worker DIR`` with a pickled list of jobs
-(``bbob._prepare``'s arguments, the parent's JAX settings, a niceness) on stdin.
+Forked by :mod:`neuroevo.bench.parallel`, or run as ``python -m neuroevo.bench.worker DIR``
+with a pickled list of jobs on stdin (each a :class:`~neuroevo.bench.program.Job`, the
+parent's JAX settings, the XLA compile options, a niceness).
 It imports JAX once and forks one process per job before any JAX backend exists
 (so no JAX thread is forked); each starts its own backend, compiles and runs its
 dimension, prints ``progress <dim> <generation> <done> <problems> <evaluations>``
-lines on stdout and pickles its :class:`~neuroevo.bench.bbob.DimensionResult` to
+lines on stdout and pickles its :class:`~neuroevo.bench.results.DimensionResult` to
 ``DIR/d<dim>.pkl``; ``done <dim>`` follows when that process has exited. Exits
 non-zero if any job failed (its traceback on stderr).
 """
@@ -50,18 +51,16 @@ def _run(job: dict, out_dir: str, emit) -> None:
     for name, value in job["config"].items():
         jax.config.update(name, value)
     jax.config.update("jax_enable_x64", True)
-    from neuroevo.bench import bbob
+    from neuroevo.bench import program
 
     if job.get("one_thread"):
         _single_threaded_backend()
-        # one LLVM module instead of several compiled in parallel: about 5% less CPU time
-        bbob.CPU_COMPILE_OPTIONS = {**bbob.CPU_COMPILE_OPTIONS, "xla_cpu_parallel_codegen_split_count": 1}
 
     def progress(dim, gen, done, total, evals):
         emit(f"progress {dim} {gen} {done} {total} {evals}")
 
-    dim = job["args"][1]
-    result = bbob._prepare(*job["args"])(progress)
+    dim = job["job"].dimension
+    result = program.prepare(job["job"], job["compile_options"])(progress)
     with open(os.path.join(out_dir, f"d{dim}.pkl"), "wb") as f:
         pickle.dump(result, f)
 
@@ -90,7 +89,7 @@ def serve(jobs: list, out_dir: str, out_fd: int, err_fd: int) -> int:
                 out.flush()
                 err.flush()
                 os._exit(code)
-        children[pid] = job["args"][1]
+        children[pid] = job["job"].dimension
     failed = []
     for _ in range(len(children)):
         pid, status = os.wait()
@@ -108,7 +107,7 @@ def main() -> None:
     jobs = pickle.load(sys.stdin.buffer)
     import jax  # noqa: F401  (imported once, before forking; no backend is started here)
 
-    from neuroevo.bench import bbob  # noqa: F401
+    from neuroevo.bench import program  # noqa: F401
 
     sys.exit(serve(jobs, sys.argv[1], sys.stdout.fileno(), sys.stderr.fileno()))
 
