@@ -9,12 +9,13 @@ from neuroevo.engine import RunResult, distributed, evaluate_population, evolve,
 from neuroevo.engine.pbt import PBT
 from neuroevo.engine.sweep import SweepResult, sweep
 from neuroevo.rl import train
-from neuroevo.strategy import Strategy, population
+from neuroevo.strategy import Members, Strategy, population, population_apply
 
 __version__ = "0.1.0"
 
 __all__ = [
     "PBT",
+    "Members",
     "RunResult",
     "Strategy",
     "SweepResult",
@@ -26,6 +27,7 @@ __all__ = [
     "nn",
     "perturbation",
     "population",
+    "population_apply",
     "rl",
     "rng",
     "run",

@@ -9,6 +9,7 @@ from neuroevo.tasks.gymnax import ObsStats, Trajectory, env_ids, gymnax
 from neuroevo.tasks.maze import maze
 from neuroevo.tasks.playground import env_names as playground_env_names
 from neuroevo.tasks.playground import playground
+from neuroevo.tasks.text import text
 from neuroevo.tasks.xor import xor
 
 __all__ = [
@@ -28,5 +29,6 @@ __all__ = [
     "playground_module",
     "rastrigin",
     "sphere",
+    "text",
     "xor",
 ]
