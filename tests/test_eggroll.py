@@ -4,6 +4,7 @@ import warnings
 
 import flax.linen as nn
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -227,3 +228,48 @@ def test_engine_chunks_and_resumes_through_members(tmp_path):
     s4, h4 = ne.evolve(jax.random.key(0), strategy, task, x0, 6, log_every=3, checkpoint_dir=ckpt)
     for a, b in zip(jax.tree_util.tree_leaves(s4), jax.tree_util.tree_leaves(s1), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+# --------------------------------------------------------------------------- #
+# The Deep GA with low-rank mutations (ga(..., rank=r)).
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("options", [{}, {"crossover": "uniform", "self_adaptive": True}])
+def test_ga_low_rank_mutations(options):
+    x0 = {"w": jnp.zeros((6, 5)), "b": jnp.zeros(5), "c": jnp.zeros((2, 3, 4))}
+    strategy = ne.strategies.make("ga", popsize=12, rank=2, sigma=0.5, **options)
+    state = strategy.init(jax.random.key(0), x0)
+    genotypes, state = strategy.ask(jax.random.key(1), state)
+    assert genotypes.noise is None  # compact: the seed regenerates the low-rank noise
+    members = ne.population(strategy, state, genotypes)
+    for i in range(1, 12):  # member 0 is the elite (unchanged)
+        assert np.linalg.matrix_rank(np.asarray(members["w"][i]), tol=1e-5) == 2
+        assert np.linalg.matrix_rank(np.asarray(members["c"][i].reshape(6, 4)), tol=1e-5) == 2
+        assert np.linalg.matrix_rank(np.asarray(members["b"][i][None]), tol=1e-5) == 1
+    np.testing.assert_array_equal(members["w"][0], 0.0)
+    fitness = -jax.vmap(ne.tasks.sphere)(members)
+    bad = fitness.at[::3].set(jnp.nan)
+    new = jax.jit(strategy.tell)(jax.random.key(2), state, genotypes, bad)
+    # The parents are the selected members, decoded exactly.
+    top = int(jnp.argmax(jnp.where(jnp.isnan(bad), -jnp.inf, bad)))
+    np.testing.assert_allclose(new.parents[0], ravel_member(members, top), rtol=1e-6)
+    assert not any(bool(jnp.any(jnp.isnan(x))) for x in jax.tree_util.tree_leaves(new))
+
+
+def ravel_member(members, i):
+    return jax.flatten_util.ravel_pytree(jax.tree_util.tree_map(lambda x: x[i], members))[0]
+
+
+def test_ga_low_rank_learns_and_checks_its_input():
+    task = members_task()
+    x0 = task.init_solution(jax.random.key(0))
+    strategy = ne.strategies.make("ga", popsize=32, rank=1, sigma=0.05)
+    _, history = ne.evolve(jax.random.key(0), strategy, task, x0, 10)
+    assert history["loss"][-1] < history["loss"][0]
+    with pytest.raises(ValueError, match="lineage_capacity=4.*rank=None"):
+        ne.strategies.make("ga", rank=1, lineage_capacity=4)
+    with pytest.raises(ValueError, match="rank must be at least 1"):
+        ne.strategies.make("ga", rank=0)
+    with pytest.raises(ValueError, match=r"rank=9 .*\(1, 8\).*\[1, 1\]"):
+        ne.strategies.make("ga", popsize=8, rank=9).init(jax.random.key(0), x0)

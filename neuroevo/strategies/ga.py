@@ -43,6 +43,13 @@ Options (operators in :mod:`neuroevo.strategies.ga_ops`):
   mate is the parents' ideal mates crossed with the same operator and mask, then
   mutated with the child's step and its own noise: preferences are inherited and
   evolve freely, selected only through the children they produce.
+- ``rank=r``: low-rank mutations, as EGGROLL's perturbations (Sarkar et al.
+  2025, :mod:`neuroevo.lowrank`): every matrix-shaped parameter moves by
+  ``sigma * A B^T / sqrt(r)`` (``A``, ``B`` of r columns, standard normal,
+  regenerated from the member's seed), vectors by dense Gaussian noise. Each
+  entry still has unit variance, so ``sigma`` means the same; a member's noise
+  costs ``sum (m + k) r`` random numbers instead of ``sum m k``. Genotypes are
+  always compact (seeds).
 - ``lineage_capacity=L > 0``: Such et al.'s compact encoding. Each parent carries
   its lineage, the chain of (seed, sigma) mutations from x0 (at most L; see
   :class:`~neuroevo.strategies.ga_ops.Lineage` for overflow), and
@@ -64,7 +71,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from neuroevo import perturbation, rng
+from neuroevo import lowrank, perturbation, rng
 from neuroevo.shaping import sanitize
 from neuroevo.strategies import ga_ops as ops
 from neuroevo.strategies.ga_ops import Lineage
@@ -130,6 +137,7 @@ def ga(
     tau: float | None = None,
     mate_choice: bool = False,
     lineage_capacity: int = 0,
+    rank: int | None = None,
 ) -> Strategy:
     """Build the Deep GA.
 
@@ -149,6 +157,7 @@ def ga(
       tau: learning rate of the self-adaptive step (traceable; default ``1/sqrt(2 sqrt(d))``).
       mate_choice: partners chosen by evolving ideal-mate preferences (needs ``crossover``).
       lineage_capacity: mutations kept per lineage for :func:`encode` (static; 0 = off).
+      rank: low-rank mutations of every matrix (static; None: dense Gaussian mutations).
     """
     check_popsize(popsize)
     if selection not in ops.SELECTIONS:
@@ -174,6 +183,13 @@ def ga(
             f"lineage_capacity={capacity} needs a mutation-only GA (crossover=None, got {crossover!r}): "
             "a crossover child has two lineages, not one seed chain"
         )
+    if rank is not None:
+        static_int("rank", rank, 1)
+        if capacity:
+            raise ValueError(
+                f"lineage_capacity={capacity} replays dense Gaussian mutations: use rank=None with it"
+            )
+        dense = False  # low-rank noise is cheap to regenerate from the seed
     plain = not tournament and crossover is None and not self_adaptive and not capacity  # Algorithm 1
     cross_fn = ops.CROSSOVER_FNS.get(crossover)
 
@@ -184,6 +200,8 @@ def ga(
 
     def init(key: jax.Array, x0: PyTree) -> GAState:
         flat, _ = check_x0(x0)
+        if rank is not None:
+            lowrank.layout(x0, rank)  # checks the rank against every matrix
         generation = jnp.zeros((), jnp.int32)
         sigma0 = perturbation.sigma_at(sigma, generation, sigma_decay, sigma_limit)
         parents = jnp.broadcast_to(flat, (n_parents, flat.shape[0]))
@@ -257,9 +275,11 @@ def ga(
 
     def decode_flat(state: GAState, genotype) -> jax.Array:
         base = crossed(state.parents, genotype)
-        return ops.mutate(
-            base, genotype.scale, perturbation.eps(genotype, base.shape[0], base.dtype), exact=bool(capacity)
-        )
+        if rank is None:
+            noise = perturbation.eps(genotype, base.shape[0], base.dtype)
+        else:
+            noise = lowrank.noise_vector(genotype.seed, lowrank.layout(state.best_solution, rank), base.dtype)
+        return ops.mutate(base, genotype.scale, noise, exact=bool(capacity))
 
     def decode(state: GAState, genotype) -> PyTree:
         return unravel_like(state.best_solution)(decode_flat(state, genotype))

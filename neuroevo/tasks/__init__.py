@@ -3,6 +3,7 @@
 from neuroevo.tasks import gymnax as gymnax_module
 from neuroevo.tasks import maze as maze_module
 from neuroevo.tasks import playground as playground_module
+from neuroevo.tasks import text as text_module
 from neuroevo.tasks.base import Evaluation, Task, function, rastrigin, sphere
 from neuroevo.tasks.bbob import bbob
 from neuroevo.tasks.gymnax import ObsStats, Trajectory, env_ids, gymnax
@@ -30,5 +31,6 @@ __all__ = [
     "rastrigin",
     "sphere",
     "text",
+    "text_module",
     "xor",
 ]
