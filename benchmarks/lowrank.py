@@ -14,8 +14,8 @@ For each workload, in one process, alternating, best of N:
 
 Workloads: MLP 400-256-256-6 at population 1024; the MinAtar CNN policy body
 (10x10x4 input, 16 3x3 filters, 256-256 hidden, 6 outputs) at population
-1024; the ``text`` task's transformer at population 256, one 64-character
-sequence per member. Before timing, ``population_apply`` is checked against
+1024; the ``text`` task's default model (a GRU of width 256) and its loss at
+population 256, one 64-character window per member. Before timing, ``population_apply`` is checked against
 ``vmap`` over ``decode`` + ``apply`` (max relative error <= 1e-4).
 
 Then, in a subprocess (its own peak RSS): one ``eggroll`` generation of a
@@ -61,9 +61,8 @@ def workload(name: str):
         return module.apply, module.init(key, x[0]), (x,), 1024
     if name == "text":
         task = ne.tasks.text()
-        model = task.info["model"]
-        seq = task.info["sample"](key, 256)
-        return model.apply, task.init_solution(key), (seq,), 256
+        seq = task.info["sample"](key, 256)  # one 64-character window (+ its next character) per member
+        return task.info["loss"], task.init_solution(key), (seq,), 256
     raise ValueError(f"unknown workload {name!r}; valid: mlp, cnn, text")
 
 

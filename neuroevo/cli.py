@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--env",
         default=SUPPRESS,
         help="gymnax id (CartPole-v1, Breakout-MinAtar...), playground:NAME, or text / text:PATH "
-        "(character-level language model: --hidden one width per transformer block, --episodes windows "
+        "(character-level language model: --hidden one width per GRU layer, --episodes windows "
         "per member, --max-steps window length)",
     )
     t.add_argument("--strategy", default=SUPPRESS, help="a name from `neuroevo strategies`")

@@ -53,6 +53,8 @@ def test_bad_corpus_is_refused_before_compiling(tmp_path):
         ne.tasks.text(str(short), seq_len=8)
     with pytest.raises(ValueError, match="unknown split"):
         ne.tasks.text(str(short), split="test")
+    with pytest.raises(ValueError, match="unknown model 'lstm'"):
+        ne.tasks.text(str(short), model="lstm")
 
 
 def test_loss_metrics_and_validation(corpus):
@@ -83,14 +85,15 @@ def x0_like(x):
     return x + 0.1
 
 
-def test_eggroll_fast_path_on_the_transformer(corpus):
-    task = ne.tasks.text(corpus, **SMALL)
+@pytest.mark.parametrize("model", ["gru", "transformer"])
+def test_eggroll_fast_path(corpus, model):
+    task = ne.tasks.text(corpus, model=model, **SMALL)
     strategy = ne.strategies.make("eggroll", popsize=8, rank=2, sigma=0.2)
     state = strategy.init(jax.random.key(0), task.init_solution(jax.random.key(0)))
     genotypes, state = strategy.ask(jax.random.key(1), state)
     key = jax.random.key(4)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # every matrix (embeddings, attention, MLP) is intercepted
+        warnings.simplefilter("error")  # every matrix (embeddings, GRU gates, attention, MLP) is intercepted
         fast, _ = jax.jit(lambda s, g: task.evaluate(key, (), ne.strategy.members(strategy, s, g)))(
             state, genotypes
         )

@@ -174,7 +174,7 @@ def make_task(config: Mapping[str, Any], episodes: int | None = None):
 def make_text_task(config: Mapping[str, Any], episodes: int | None = None):
     """``--env text`` (or ``text:PATH``): character-level language modelling (``ne.tasks.text``).
 
-    ``hidden`` gives the transformer's blocks (one width per block, all equal),
+    ``hidden`` gives the model's layers (GRUs: one width per layer, all equal),
     ``episodes`` the windows each member is scored on per generation,
     ``max_steps`` the window length (default 64). The final evaluation
     (``episodes`` given) scores that many fixed validation windows.
@@ -183,7 +183,7 @@ def make_text_task(config: Mapping[str, Any], episodes: int | None = None):
 
     widths = tuple(config["hidden"])
     if len(set(widths)) != 1:
-        raise ValueError(f"--env text: hidden gives one width per transformer block, all equal; got {widths}")
+        raise ValueError(f"--env text: hidden gives one width per GRU layer, all equal; got {widths}")
     corpus = config["env"].split(":", 1)[1] if ":" in config["env"] else None
     split = "train" if episodes is None else "validation"
     return tasks.text(
@@ -192,7 +192,6 @@ def make_text_task(config: Mapping[str, Any], episodes: int | None = None):
         batch_size=config["episodes"] if episodes is None else episodes,
         width=widths[0],
         layers=len(widths),
-        heads=4 if widths[0] % 4 == 0 else 1,
         split=split,
     )
 

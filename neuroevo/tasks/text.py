@@ -9,13 +9,19 @@ little between versions.) Tokens are the corpus's distinct bytes (ASCII text:
 its characters), at most 256. The last ``validation_fraction`` of the corpus
 is held out.
 
-The model is a small causal transformer (:class:`Transformer`): token and
-position embeddings (``nn.Embed``), pre-norm blocks of causal multi-head
-self-attention (``nn.MultiHeadDotProductAttention``, whose projections are
-``nn.DenseGeneral``) and a GELU MLP (``nn.Dense``), a final norm and a
-``nn.Dense`` read-out. Every matrix is read by a layer ``population_apply``
-intercepts, so ``eggroll`` evaluates a population of transformers as one
-batched forward pass.
+The model (``model=``) is small and written with flax layers that
+``population_apply`` intercepts, so ``eggroll`` evaluates a population of them
+as one batched forward pass:
+
+- ``"gru"`` (the default, :class:`GRULanguageModel`): a token embedding
+  (``nn.Embed``), ``layers`` GRUs (``nn.RNN(nn.GRUCell)``, whose gates are
+  ``nn.Dense``) and a ``nn.Dense`` read-out. A recurrent model, as in the
+  paper's language-model experiments: one character at a time, where every
+  member of a dense population re-reads its own weights at every step.
+- ``"transformer"`` (:class:`Transformer`): token and position embeddings,
+  pre-norm blocks of causal multi-head self-attention
+  (``nn.MultiHeadDotProductAttention``, whose projections are
+  ``nn.DenseGeneral``) and a GELU MLP, a final norm and a read-out.
 
 Each generation every member sees the same ``batch_size`` windows of
 ``seq_len + 1`` characters drawn from the training split with the
@@ -67,6 +73,26 @@ class Transformer(nn.Module):
             h = nn.LayerNorm()(x)
             x = x + nn.Dense(self.width)(nn.gelu(nn.Dense(4 * self.width)(h)))
         return nn.Dense(self.vocab)(nn.LayerNorm()(x))
+
+
+class GRULanguageModel(nn.Module):
+    """A character-level GRU over token ids ``(..., T)``, returning logits ``(..., T, vocab)``."""
+
+    vocab: int
+    width: int = 256
+    layers: int = 1
+
+    @nn.compact
+    def __call__(self, tokens: jax.Array) -> jax.Array:
+        x = nn.Embed(self.vocab, self.width, name="embed")(tokens)
+        lead = x.shape[:-2]
+        x = x.reshape((-1,) + x.shape[-2:])  # nn.RNN wants one batch axis
+        for _ in range(self.layers):
+            x = nn.RNN(nn.GRUCell(self.width))(x)
+        return nn.Dense(self.vocab)(x).reshape(lead + x.shape[-2:-1] + (self.vocab,))
+
+
+MODELS = ("gru", "transformer")
 
 
 def default_corpus_files() -> list[str]:
@@ -122,8 +148,9 @@ def text(
     seq_len: int = 64,
     batch_size: int = 8,
     val_batch: int = 4,
-    width: int = 64,
-    layers: int = 2,
+    model: str = "gru",
+    width: int = 256,
+    layers: int = 1,
     heads: int = 4,
     max_mib: float = DEFAULT_MIB,
     validation_fraction: float = 0.1,
@@ -136,7 +163,8 @@ def text(
       seq_len: characters predicted per window (the model's context).
       batch_size: windows per member per generation (the same for every member).
       val_batch: fixed validation windows scored every generation (``val_loss``).
-      width, layers, heads: the transformer's size.
+      model: ``"gru"`` or ``"transformer"`` (see the module docstring).
+      width, layers: the model's width and depth; heads: the transformer's attention heads.
       max_mib: read at most this many MiB of the corpus.
       validation_fraction: the held-out tail of the corpus.
       split: ``"train"`` (fitness on random training windows) or ``"validation"``
@@ -151,7 +179,9 @@ def text(
         static_int(name, value, 1)
     static_int("val_batch", val_batch, 0)
     static_int("heads", heads, 1)
-    if width % heads:
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; valid: {', '.join(map(repr, MODELS))}")
+    if model == "transformer" and width % heads:
         raise ValueError(f"width ({width}) must be a multiple of heads ({heads})")
     if split not in ("train", "validation"):
         raise ValueError(f"unknown split {split!r}; valid: 'train', 'validation'")
@@ -171,7 +201,10 @@ def text(
             f"{n_val} held out for validation (use a longer corpus or a shorter seq_len)"
         )
     vocab = len(alphabet)
-    model = Transformer(vocab=vocab, seq_len=seq_len, width=width, layers=layers, heads=heads)
+    if model == "gru":
+        network = GRULanguageModel(vocab=vocab, width=width, layers=layers)
+    else:
+        network = Transformer(vocab=vocab, seq_len=seq_len, width=width, layers=layers, heads=heads)
     train_tokens = train_ids.astype(np.uint8 if vocab <= 256 else np.int32)
 
     def fixed_windows(count: int) -> np.ndarray:
@@ -186,7 +219,7 @@ def text(
 
     def loss(params: Any, tokens: jax.Array) -> jax.Array:
         """Mean cross-entropy (nats per character) of next-character prediction on ``(..., T + 1)`` ids."""
-        logits = model.apply(params, tokens[..., :-1])
+        logits = network.apply(params, tokens[..., :-1])
         logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
         return -jnp.mean(jnp.take_along_axis(logp, tokens[..., 1:, None], axis=-1))
 
@@ -208,7 +241,7 @@ def text(
         return Evaluation(fitness=-values, metrics=metrics), task_state
 
     def init_solution(key: jax.Array) -> Any:
-        return model.init(key, jnp.zeros((seq_len,), jnp.int32))
+        return network.init(key, jnp.zeros((seq_len,), jnp.int32))
 
     info = {
         "name": "text",
@@ -217,8 +250,8 @@ def text(
         "vocab": vocab,
         "alphabet": bytes(alphabet.tolist()),
         "unigram_entropy_bits": unigram_entropy_bits(ids, vocab),
-        "model": model,
-        "apply": model.apply,
+        "model": network,
+        "apply": network.apply,
         "loss": loss,
         "sample": sample,
         "validation_windows": lambda count: fixed_windows(count),
