@@ -130,7 +130,7 @@ def resolve(file: str | None = None, **overrides: Any) -> dict[str, Any]:
     for layer in layers:
         env = layer.get("env", env)
     config = dict(DEFAULTS, hp={})
-    for layer in [PRESETS.get(env, {}), *layers]:
+    for layer in [PRESETS.get("text" if env.startswith("text:") else env, {}), *layers]:
         for key, value in layer.items():
             if key == "hp":
                 config["hp"].update(_coerce("hp", value))

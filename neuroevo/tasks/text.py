@@ -79,7 +79,7 @@ class GRULanguageModel(nn.Module):
     """A character-level GRU over token ids ``(..., T)``, returning logits ``(..., T, vocab)``."""
 
     vocab: int
-    width: int = 256
+    width: int = 128
     layers: int = 1
 
     @nn.compact
@@ -146,10 +146,10 @@ def text(
     corpus: str | None = None,
     *,
     seq_len: int = 64,
-    batch_size: int = 8,
-    val_batch: int = 4,
+    batch_size: int = 1,
+    val_batch: int = 1,
     model: str = "gru",
-    width: int = 256,
+    width: int = 128,
     layers: int = 1,
     heads: int = 4,
     max_mib: float = DEFAULT_MIB,
@@ -208,8 +208,11 @@ def text(
     train_tokens = train_ids.astype(np.uint8 if vocab <= 256 else np.int32)
 
     def fixed_windows(count: int) -> np.ndarray:
-        starts = np.linspace(0, len(val_ids) - window, max(count, 1)).astype(np.int64)[:count]
-        return np.stack([val_ids[s : s + window] for s in starts]).astype(np.int32).reshape(count, window)
+        """``count`` windows spread evenly over the validation split (the same every time)."""
+        starts = np.linspace(0, len(val_ids) - window, count).astype(np.int64)
+        return np.stack([val_ids[s : s + window] for s in starts] or [np.zeros(window)]).astype(np.int32)[
+            :count
+        ]
 
     def sample(key: jax.Array, count: int) -> jax.Array:
         """``count`` random training windows ``(count, seq_len + 1)`` of token ids."""
