@@ -216,7 +216,8 @@ def main(argv=None) -> int:
             values = [r["final_return"] for r in rows if r["strategy"] == f"ga(rank={rank})"]
             summary.append(f"ga(rank={rank}) {np.mean(values):.2f}")
     print(
-        f"lowrank_rl: equal CPU budgets ({a.budget:.0f} s RL, {a.text_budget:.0f} s text, {a.ga_budget:.0f} s GA), "
+        f"lowrank_rl: equal CPU budgets ({a.budget:.0f} s RL, {a.text_budget:.0f} s text, "
+        f"{a.ga_budget:.0f} s GA), "
         f"{a.seeds} seeds: {'; '.join(summary)}; {'all targets met' if ok else 'TARGET MISSED'}"
     )
     return 0 if ok else 1
