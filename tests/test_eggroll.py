@@ -273,3 +273,30 @@ def test_ga_low_rank_learns_and_checks_its_input():
         ne.strategies.make("ga", rank=0)
     with pytest.raises(ValueError, match=r"rank=9 .*\(1, 8\).*\[1, 1\]"):
         ne.strategies.make("ga", popsize=8, rank=9).init(jax.random.key(0), x0)
+
+
+@pytest.mark.parametrize("options", [{}, {"self_adaptive": True, "selection": "tournament"}])
+def test_ga_low_rank_fast_path_shares_its_parents(options):
+    """With few parents, ne.population_apply runs each layer once per parent: exact, no dense member."""
+    module = Everything(CONVS[1])
+    image, ids = jnp.ones((7, 6, 3)), jnp.array([1, 2, 3])
+    params = module.init(jax.random.key(0), image, ids)
+    strategy = ne.strategies.make("ga", popsize=8, rank=2, sigma=0.3, truncation=3, **options)
+    assert strategy.members is not None
+    assert ne.strategies.make("ga", popsize=8, rank=2, truncation=3, shared_parents=2).members is None
+    assert ne.strategies.make("ga", popsize=8, truncation=3).members is None  # dense mutations
+    state = strategy.init(jax.random.key(0), params)
+    (images,) = batch(jax.random.key(9), 8, image.shape)
+    idss = jax.random.randint(jax.random.key(10), (8, 3), 0, 11)
+    for generation in range(2):  # the second generation has three different parents
+        genotypes, state = strategy.ask(jax.random.key(generation), state)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            fast = jax.jit(lambda s, g, *a: ne.population_apply(strategy, s, g, module.apply, *a))(
+                state, genotypes, images, idss
+            )
+        slow = reference(strategy, state, genotypes, module.apply, images, idss)
+        assert rel_error(fast, slow) <= 1e-4
+        fitness = -jnp.sum(slow**2, axis=1)
+        state = strategy.tell(jax.random.key(5), state, genotypes, fitness)
+    assert len({float(x) for x in state.parents[:, 0]}) == 3

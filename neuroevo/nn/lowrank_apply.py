@@ -154,11 +154,10 @@ def conv_term(module: nn.Conv, x: Array, kernel: Array) -> Array:
     return total
 
 
-def _zero_weight_output(module: nn.Module, method: str, name: str, args: tuple, kwargs: dict) -> Any:
-    """The layer's output with its weight replaced by zeros: the probe's stand-in, which does not read it."""
+def output_with_weight(module: nn.Module, method: str, name: str, weight: Array, args: tuple, kwargs: dict):
+    """The layer's output with its weight ``name`` replaced by ``weight`` (its other variables kept)."""
     variables = {col: dict(v) for col, v in module.variables.items()}
-    w = variables["params"][name]
-    variables["params"][name] = jnp.zeros(w.shape, w.dtype)
+    variables["params"][name] = weight
     return module.clone(parent=None).apply(variables, *args, method=method, **kwargs)
 
 
@@ -184,7 +183,9 @@ def lowrank_leaves(fn: Callable, base: PyTree, lay: lowrank.Layout, member_args:
             seen.add(index)
             busy.append(index)
             try:
-                return _zero_weight_output(context.module, context.method_name, name, a, kw)
+                w = context.module.get_variable("params", name)
+                zero = jnp.zeros(w.shape, w.dtype)  # the probe's stand-in, which does not read the weight
+                return output_with_weight(context.module, context.method_name, name, zero, a, kw)
             finally:
                 busy.pop()
 
@@ -208,16 +209,29 @@ class LowRankMembers(Members):
     ``(A, B)`` for matrix leaves and the dense noise of the others: O(n * sum
     (m + k) r) numbers, drawn once (per generation, per chunk) and then shared by
     every call of :meth:`apply`.
+
+    With ``parent`` (the GA's children of a few parents), ``base`` is a table of
+    parents (every leaf has a leading axis of T rows) and member ``i`` is
+    ``base[parent_i] + scale_i * eps_i``: each intercepted layer then runs once
+    per parent on the whole population (T shared matrix products) and every
+    member keeps its parent's output, so this pays off while T is small.
     """
 
     base: PyTree
     scale: Array  # (n,): the signed step of each member (+sigma, -sigma for a mirrored pair)
     factors: list
-    layout: lowrank.Layout = struct.field(pytree_node=False)
+    parent: Array | None = None  # (n,) int: the row of a table ``base`` each member starts from
+    layout: lowrank.Layout = struct.field(pytree_node=False, default=None)
 
     @classmethod
     def from_seeds(
-        cls, base: PyTree, seeds: Array, scale: Array, lay: lowrank.Layout, mirrored: bool = False
+        cls,
+        base: PyTree,
+        seeds: Array,
+        scale: Array,
+        lay: lowrank.Layout,
+        mirrored: bool = False,
+        parent: Array | None = None,
     ) -> LowRankMembers:
         """Draw every member's factors; ``mirrored``: the second half's seeds repeat the first half's."""
         dtype = jax.tree_util.tree_leaves(base)[0].dtype
@@ -225,7 +239,7 @@ class LowRankMembers(Members):
         factors = jax.vmap(lambda s: lowrank.draw(s, lay, dtype))(seeds[:half])
         if mirrored:
             factors = jax.tree_util.tree_map(lambda f: jnp.concatenate([f, f]), factors)
-        return cls(base=base, scale=scale, factors=factors, layout=lay)
+        return cls(base=base, scale=scale, factors=factors, parent=parent, layout=lay)
 
     @property
     def size(self) -> int:
@@ -241,8 +255,12 @@ class LowRankMembers(Members):
                     f"got an argument of shape {jnp.shape(arg)}"
                 )
         lay = self.layout
+        table = self.parent is not None
+        base_leaves, treedef = jax.tree_util.tree_flatten(self.base)
+        # What the layers see for a low-rank leaf: the shared matrix (the first parent's, with a table).
+        shared = [w[0] for w in base_leaves] if table else base_leaves
         member_args = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), args)
-        fast = lowrank_leaves(fn, self.base, lay, member_args)
+        fast = lowrank_leaves(fn, treedef.unflatten(shared), lay, member_args)
         dense = [lay.paths[i] for i, m in enumerate(lay.matrix) if m and i not in fast]
         if dense:
             warnings.warn(
@@ -251,31 +269,40 @@ class LowRankMembers(Members):
                 "(exact, but memory and time grow with the population)",
                 stacklevel=2,
             )
-        base_leaves, treedef = jax.tree_util.tree_flatten(self.base)
         inv_sqrt_rank = np.float32(1.0 / math.sqrt(lay.rank))
+        parent = self.parent if table else jnp.zeros((n,), jnp.int32)
 
-        def member(factors, scale, *member_args):
+        def member(factors, scale, parent, *member_args):
             leaves = []
             for i, (w, f) in enumerate(zip(base_leaves, factors, strict=True)):
+                own = w[parent] if table else w
                 if i in fast:
-                    leaves.append(w)
+                    leaves.append(shared[i])
                 elif lay.matrix[i]:
                     leaves.append(
-                        w + (scale * inv_sqrt_rank * (f[0] @ f[1].T)).reshape(w.shape).astype(w.dtype)
+                        own + (scale * inv_sqrt_rank * (f[0] @ f[1].T)).reshape(own.shape).astype(w.dtype)
                     )
                 else:
-                    leaves.append(w + (scale * f).astype(w.dtype))
+                    leaves.append(own + (scale * f).astype(w.dtype))
             by_id = {id(leaves[i]): i for i in fast}
             busy: list[int] = []
 
             def interceptor(next_fun, a, kw, context):
                 name = None if busy else supported(context.module, context.method_name)
                 index = None if name is None else by_id.get(id(context.module.get_variable("params", name)))
-                out = next_fun(*a, **kw)
                 if index is None:
-                    return out
+                    return next_fun(*a, **kw)
                 busy.append(index)
                 try:
+                    if table:  # every parent's output on this input; the member keeps its parent's
+                        rows = base_leaves[index]
+                        outs = [
+                            output_with_weight(context.module, context.method_name, name, w, a, kw)
+                            for w in rows
+                        ]
+                        out = jnp.stack(outs)[parent]
+                    else:
+                        out = next_fun(*a, **kw)
                     fa, fb = factors[index]
                     term = lowrank_term(context.module, context.method_name, a, fa, fb)
                 finally:
@@ -285,4 +312,4 @@ class LowRankMembers(Members):
             with nn.intercept_methods(interceptor):
                 return fn(treedef.unflatten(leaves), *member_args)
 
-        return jax.vmap(member)(self.factors, self.scale, *args)
+        return jax.vmap(member)(self.factors, self.scale, parent, *args)

@@ -49,7 +49,9 @@ Options (operators in :mod:`neuroevo.strategies.ga_ops`):
   regenerated from the member's seed), vectors by dense Gaussian noise. Each
   entry still has unit variance, so ``sigma`` means the same; a member's noise
   costs ``sum (m + k) r`` random numbers instead of ``sum m k``. Genotypes are
-  always compact (seeds).
+  always compact (seeds). Without crossover and with at most ``shared_parents``
+  parents, the population has ``eggroll``'s fast path (``ne.population_apply``):
+  the members share their parents' weights in the forward pass.
 - ``lineage_capacity=L > 0``: Such et al.'s compact encoding. Each parent carries
   its lineage, the chain of (seed, sigma) mutations from x0 (at most L; see
   :class:`~neuroevo.strategies.ga_ops.Lineage` for overflow), and
@@ -72,6 +74,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from neuroevo import lowrank, perturbation, rng
+from neuroevo.nn.lowrank_apply import LowRankMembers
 from neuroevo.shaping import sanitize
 from neuroevo.strategies import ga_ops as ops
 from neuroevo.strategies.ga_ops import Lineage
@@ -138,6 +141,7 @@ def ga(
     mate_choice: bool = False,
     lineage_capacity: int = 0,
     rank: int | None = None,
+    shared_parents: int = 8,
 ) -> Strategy:
     """Build the Deep GA.
 
@@ -158,6 +162,10 @@ def ga(
       mate_choice: partners chosen by evolving ideal-mate preferences (needs ``crossover``).
       lineage_capacity: mutations kept per lineage for :func:`encode` (static; 0 = off).
       rank: low-rank mutations of every matrix (static; None: dense Gaussian mutations).
+      shared_parents: with ``rank`` and no crossover, populations of at most this
+        many parents (``truncation``) take ``ne.population_apply``'s fast path:
+        each intercepted layer runs once per parent on the whole population, plus
+        each member's low-rank term (static).
     """
     check_popsize(popsize)
     if selection not in ops.SELECTIONS:
@@ -183,6 +191,7 @@ def ga(
             f"lineage_capacity={capacity} needs a mutation-only GA (crossover=None, got {crossover!r}): "
             "a crossover child has two lineages, not one seed chain"
         )
+    static_int("shared_parents", shared_parents, 0)
     if rank is not None:
         static_int("rank", rank, 1)
         if capacity:
@@ -325,7 +334,14 @@ def ga(
             **extra,
         )
 
-    return Strategy(init, ask, tell, decode)
+    def members(state: GAState, genotypes) -> LowRankMembers:
+        """The fast path of low-rank mutations from a few parents (see ``shared_parents``)."""
+        table = jax.vmap(unravel_like(state.best_solution))(state.parents)
+        lay = lowrank.layout(state.best_solution, rank)
+        return LowRankMembers.from_seeds(table, genotypes.seed, genotypes.scale, lay, parent=genotypes.parent)
+
+    fast = rank is not None and crossover is None and n_parents <= shared_parents
+    return Strategy(init, ask, tell, decode, members if fast else None)
 
 
 # --------------------------------------------------------------------------- #
