@@ -9,12 +9,13 @@ from neuroevo.engine import RunResult, callbacks, distributed, evaluate_populati
 from neuroevo.engine.pbt import PBT
 from neuroevo.engine.sweep import SweepResult, sweep
 from neuroevo.rl import train
-from neuroevo.strategy import Strategy, population
+from neuroevo.strategy import Members, Strategy, population, population_apply
 
 __version__ = "0.1.0"
 
 __all__ = [
     "PBT",
+    "Members",
     "RunResult",
     "Strategy",
     "SweepResult",
@@ -27,6 +28,7 @@ __all__ = [
     "nn",
     "perturbation",
     "population",
+    "population_apply",
     "rl",
     "rng",
     "run",

@@ -80,7 +80,11 @@ def train(args: argparse.Namespace) -> float:
             log=getattr(args, "log", None),
             **overrides,
         )
-    print(f"final evaluation return: {result.final_return:.2f}")
+    if "final_eval_bits_per_char" in result.summary:
+        loss, bits = -result.final_return, result.summary["final_eval_bits_per_char"]
+        print(f"final validation loss: {loss:.4f} nats/char ({bits:.3f} bits/char)")
+    else:
+        print(f"final evaluation return: {result.final_return:.2f}")
     return result.final_return
 
 
@@ -163,7 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--config", default=SUPPRESS, metavar="FILE", help="a TOML or YAML file of settings")
     t.add_argument(
-        "--env", default=SUPPRESS, help="gymnax id (CartPole-v1, Breakout-MinAtar...) or playground:NAME"
+        "--env",
+        default=SUPPRESS,
+        help="gymnax id (CartPole-v1, Breakout-MinAtar...), playground:NAME, or text / text:PATH "
+        "(character-level language model: --hidden one width per GRU layer, --episodes windows "
+        "per member, --max-steps window length)",
     )
     t.add_argument("--strategy", default=SUPPRESS, help="a name from `neuroevo strategies`")
     t.add_argument("--popsize", type=int, default=SUPPRESS)

@@ -25,7 +25,7 @@ A :class:`Strategy` is a NamedTuple of four pure functions, in the manner of
 **Optional capabilities** are trailing fields of :class:`Strategy`, None by
 default; whoever runs a strategy uses one when it is there and the four
 functions otherwise. A wrapper that replaces ``ask`` or ``tell`` must wrap or
-drop them too (``strategy._replace(tell=..., live=None)``).
+drop them too (``strategy._replace(tell=..., live=None, members=None)``).
 
 - ``live`` (:class:`Live`): only the first ``live.count(state)`` members of the
   static population are live (IPOP CMA-ES: a capacity of ``popsize *
@@ -39,6 +39,13 @@ drop them too (``strategy._replace(tell=..., live=None)``).
   them instead of from ``key``; ``live.tell(key, state, genotypes, fitness,
   chunks)`` reads those chunks only. With ``chunks`` and ``normals`` None they
   are ``ask`` and ``tell``. :func:`neuroevo.bench.bbob_campaign` uses it.
+
+- ``members`` (``(state, genotypes) -> Members``): a handle on the population that
+  evaluates it without materialising every member (:class:`Members`). Without
+  it, :func:`members` decodes them (``vmap(decode)``). :func:`population_apply`
+  is the one-call form: ``fn(member_params, *args_i)`` for every member. EGGROLL
+  (``neuroevo.strategies.eggroll``) runs a flax model once on the shared mean
+  and adds each member's low-rank term.
 
 The state (:class:`StrategyState`) is any pytree (a NamedTuple) with at least
 ``best_solution`` (a pytree like ``x0``), ``best_fitness`` (a float32 scalar,
@@ -105,6 +112,10 @@ class Live(NamedTuple):
     tell: LiveTellFn
 
 
+class MembersFn(Protocol):
+    def __call__(self, state: Any, genotypes: Any) -> Members: ...
+
+
 class Strategy(NamedTuple):
     """A gradient-free optimiser as four pure functions (see the module docstring).
 
@@ -121,6 +132,7 @@ class Strategy(NamedTuple):
     decode: DecodeFn
     config: Mapping[str, Any] | None = None
     live: Live | None = None
+    members: MembersFn | None = None
 
 
 @runtime_checkable
@@ -135,6 +147,71 @@ class StrategyState(Protocol):
 def population(strategy: Strategy, state: Any, genotypes: Any) -> PyTree:
     """Materialise every member of ``genotypes``: ``vmap(decode)`` over the leading axis."""
     return jax.vmap(strategy.decode, in_axes=(None, 0))(state, genotypes)
+
+
+class Members:
+    """A population to evaluate: ``apply(fn, *args)`` runs ``fn(member_params, *args_i)`` per member.
+
+    ``args`` carry a leading population axis (``args_i`` is member ``i``'s slice);
+    the result does too. ``size`` is the (static) population size. Subclasses are
+    pytrees, so a handle can be built once and closed over by a rollout loop.
+    :class:`DenseMembers` holds the decoded members; a strategy's ``members``
+    field may return a handle that never materialises them.
+    """
+
+    @property
+    def size(self) -> int:
+        raise NotImplementedError
+
+    def apply(self, fn: Callable[..., Any], *args: Any) -> Any:
+        raise NotImplementedError
+
+
+@jax.tree_util.register_pytree_node_class
+class DenseMembers(Members):
+    """Decoded members (a pytree with a leading population axis): ``apply`` is ``vmap(fn)``."""
+
+    def __init__(self, solutions: PyTree):
+        self.solutions = solutions
+
+    @property
+    def size(self) -> int:
+        return population_size(self.solutions)
+
+    def apply(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return jax.vmap(fn)(self.solutions, *args)
+
+    def tree_flatten(self):
+        return (self.solutions,), None
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        return cls(*children)
+
+
+def as_members(solutions: Members | PyTree) -> Members:
+    """``solutions`` as a :class:`Members` handle (decoded pytrees become :class:`DenseMembers`)."""
+    return solutions if isinstance(solutions, Members) else DenseMembers(solutions)
+
+
+def members(strategy: Strategy, state: Any, genotypes: Any) -> Members:
+    """A handle on the population ``genotypes``: the strategy's fast path, else the decoded members."""
+    if strategy.members is not None:
+        return strategy.members(state, genotypes)
+    return DenseMembers(population(strategy, state, genotypes))
+
+
+def population_apply(strategy: Strategy, state: Any, genotypes: Any, fn: Callable[..., Any], *args: Any):
+    """``fn(member_params, *args_i)`` for every member, stacked along a leading population axis.
+
+    ``args`` carry the population axis. For most strategies this is ``vmap`` over
+    ``decode`` then ``fn``; a strategy with a ``members`` field (``eggroll``)
+    evaluates the population without materialising its members (see its docs for
+    what is intercepted).
+    """
+    if strategy.members is None:
+        return jax.vmap(lambda g, *a: fn(strategy.decode(state, g), *a))(genotypes, *args)
+    return strategy.members(state, genotypes).apply(fn, *args)
 
 
 def population_size(genotypes: Any) -> int:

@@ -21,6 +21,7 @@ from neuroevo.engine import sweep as sweep_module
 
 SHARDED = r"""
 import json
+import sys
 import jax
 jax.config.update("jax_enable_x64", True)  # only cma_es's x0 is float64 (see below)
 import jax.numpy as jnp
@@ -52,7 +53,7 @@ def rel(a, b):
 # 8-device program's reductions in another order) to ~5e-6 in 3 generations;
 # in float64 the runs agree to ~1e-14.
 for name, dtype in [("openai_es", jnp.float32), ("ga", jnp.float32), ("cma_es", jnp.float64),
-                    ("ns_es", jnp.float32)]:
+                    ("ns_es", jnp.float32), ("eggroll", jnp.float32)]:
     strategy = ne.strategies.make(name, popsize=16)
     if ne.strategies.needs_descriptors(name):
         strategy = with_descriptors(strategy)
@@ -80,6 +81,21 @@ out["cma_es_float32"] = {
     "best": [float(a.best_fitness), float(b.best_fitness)],
     "mean_diff": float(jnp.max(jnp.abs(a.mean - b.mean))),
     "history_rel": rel(ha["best"], hb["best"]),
+}
+
+# eggroll's fast path: a task that evaluates through Members (low-rank terms on a shared MLP).
+sys.path.insert(0, sys.argv[1])
+from test_eggroll import members_task
+
+members_task = members_task()
+x0 = members_task.init_solution(jax.random.key(0))
+strategy = ne.strategies.make("eggroll", popsize=16)
+a, ha = ne.evolve(jax.random.key(3), strategy, members_task, x0, 3)
+b, hb = ne.evolve(jax.random.key(3), strategy, members_task, x0, 3, mesh=mesh)
+out["eggroll_members"] = {
+    "best": [float(a.best_fitness), float(b.best_fitness)],
+    "mean_rel": rel(a.mean, b.mean),
+    "history_rel": rel(ha["mean"], hb["mean"]),
 }
 
 # The population is split: genotypes and fitness carry the pop axis over 8 devices,
@@ -129,7 +145,11 @@ def test_eight_devices():
     """All 8-device checks in one test: one subprocess, even under pytest-xdist."""
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
     proc = subprocess.run(
-        [sys.executable, "-c", SHARDED], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", SHARDED, os.path.dirname(__file__)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")][-1]
@@ -137,7 +157,7 @@ def test_eight_devices():
     assert out["devices"] == 8
 
     # A sharded run gives the unsharded run's best fitness and final mean.
-    for name in ("openai_es", "ga", "cma_es", "ns_es"):
+    for name in ("openai_es", "ga", "cma_es", "ns_es", "eggroll", "eggroll_members"):
         r = out[name]
         assert r["best"][1] == pytest.approx(r["best"][0], rel=1e-6), name
         assert r["mean_rel"] <= 1e-6, name

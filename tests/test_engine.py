@@ -16,7 +16,7 @@ def assert_trees_equal(a, b):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
-@pytest.mark.parametrize("name", ["openai_es", "ga"])
+@pytest.mark.parametrize("name", ["openai_es", "ga", "eggroll"])
 def test_chunked_evaluation_matches_whole_population(name):
     strategy = ne.strategies.make(name, popsize=24)
     s1, h1 = ne.evolve(jax.random.key(0), strategy, TASK, X0, 6)
@@ -44,7 +44,7 @@ def test_history_and_callbacks():
     assert int(state.generation) == 7
 
 
-@pytest.mark.parametrize("name", ["openai_es", "ga"])
+@pytest.mark.parametrize("name", ["openai_es", "ga", "eggroll"])
 def test_resume_from_checkpoint_is_bit_for_bit(tmp_path, name):
     strategy = ne.strategies.make(name, popsize=16)
     full_state, full_history = ne.evolve(jax.random.key(5), strategy, TASK, X0, 9, log_every=2)

@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 from oracles import require
 
+import neuroevo as ne
+
 require("mujoco_playground")
 
 # By path: neuroevo.tasks may export the factory ``playground`` under the module's name.
@@ -130,3 +132,22 @@ def test_the_training_tool_builds_playground_tasks():
 
     task = ne.rl.make_task(ne.rl.resolve(None, env="playground:CartpoleSwingup", max_steps=5, hidden=(4,)))
     assert task.info["env_id"].endswith("CartpoleSwingup") and task.info["max_steps"] == 5
+
+
+def test_eggroll_evaluates_through_its_fast_path():
+    """The task evaluates a Members handle: eggroll's low-rank members score as their decoded selves."""
+    task = pg.playground(ENV, hidden=(8,), episodes=1, max_steps=STEPS)
+    assert task.info["members"]
+    strategy = ne.strategies.make("eggroll", popsize=MEMBERS, sigma=0.5)
+    state = strategy.init(jax.random.key(0), task.init_solution(jax.random.key(0)))
+    genotypes, state = strategy.ask(jax.random.key(1), state)
+    key, stats = jax.random.key(7), task.init(None)
+
+    @jax.jit
+    def both(state, genotypes):
+        fast = task.evaluate(key, stats, ne.strategy.members(strategy, state, genotypes))[0]
+        slow = task.evaluate(key, stats, ne.population(strategy, state, genotypes))[0]
+        return fast.fitness, slow.fitness
+
+    fast, slow = both(state, genotypes)
+    np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-6)

@@ -27,7 +27,7 @@ import numpy as np
 from neuroevo.engine import distributed, prng_keys
 from neuroevo.engine.progress import Progress
 from neuroevo.shaping import sanitize
-from neuroevo.strategy import Strategy, check_fitness, chunk_length, population, population_size
+from neuroevo.strategy import DenseMembers, Strategy, check_fitness, chunk_length, population, population_size
 from neuroevo.tasks.base import Evaluation, Task
 
 PyTree = Any
@@ -49,12 +49,20 @@ def evaluate_population(
     in a ``lax.scan``, so at most one chunk of dense solutions exists at once.
     ``chunk_size`` is an upper bound: the largest divisor of the population
     size not above it is used. With a ``mesh`` each chunk's members are split
-    over its devices. ``key`` may be a typed or a legacy key.
+    over its devices.    over its devices. A task with ``info["members"]`` receives each chunk as a
+    :class:`~neuroevo.strategy.Members` handle (the strategy's fast path, if it
+    has one) instead of decoded solutions. ``key`` may be a typed or a legacy key.
     """
     key = prng_keys.as_key(key)
     n = population_size(genotypes)
     c = chunk_length(n, chunk_size)
-    decode = lambda g: distributed.shard_population(population(strategy, state, g), mesh)
+
+    def decode(g):
+        if task.info.get("members") and strategy.members is not None:
+            return strategy.members(state, g)
+        solutions = distributed.shard_population(population(strategy, state, g), mesh)
+        return DenseMembers(solutions) if task.info.get("members") else solutions
+
     if c == n:
         return call_evaluate(task, key, task_state, decode(genotypes))
     chunks = jax.tree_util.tree_map(lambda x: x.reshape((n // c, c) + x.shape[1:]), genotypes)

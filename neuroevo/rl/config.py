@@ -135,7 +135,7 @@ def resolve(file: str | None = None, **overrides: Any) -> dict[str, Any]:
     for layer in layers:
         env = layer.get("env", env)
     config = dict(DEFAULTS, hp={})
-    for layer in [PRESETS.get(env, {}), *layers]:
+    for layer in [PRESETS.get("text" if env.startswith("text:") else env, {}), *layers]:
         for key, value in layer.items():
             if key == "hp":
                 config["hp"].update(_coerce("hp", value))
@@ -188,6 +188,8 @@ def make_task(config: Mapping[str, Any], episodes: int | None = None):
     )
     if env_id.startswith("playground:"):
         return tasks.playground(env_id.split(":", 1)[1], hidden=config["hidden"], **kwargs)
+    if env_id == "text" or env_id.startswith("text:"):
+        return make_text_task(config, episodes)
     if config["network"] not in ("mlp", "cnn", "neat"):
         raise ValueError(f"unknown network {config['network']!r}; valid: 'mlp', 'cnn', 'neat'")
     env, params = tasks.gymnax_module.make_env(env_id, config["max_steps"])
@@ -203,6 +205,31 @@ def make_task(config: Mapping[str, Any], episodes: int | None = None):
         )
     policy = ne_nn.policy_for(env.action_space(params), config["hidden"], config["network"])
     return tasks.gymnax(env_id, policy, **kwargs)
+
+
+def make_text_task(config: Mapping[str, Any], episodes: int | None = None):
+    """``--env text`` (or ``text:PATH``): character-level language modelling (``ne.tasks.text``).
+
+    ``hidden`` gives the model's layers (GRUs: one width per layer, all equal),
+    ``episodes`` the windows each member is scored on per generation,
+    ``max_steps`` the window length (default 64). The final evaluation
+    (``episodes`` given) scores that many fixed validation windows.
+    """
+    from neuroevo import tasks
+
+    widths = tuple(config["hidden"])
+    if len(set(widths)) != 1:
+        raise ValueError(f"--env text: hidden gives one width per GRU layer, all equal; got {widths}")
+    corpus = config["env"].split(":", 1)[1] if ":" in config["env"] else None
+    split = "train" if episodes is None else "validation"
+    return tasks.text(
+        corpus,
+        seq_len=config["max_steps"] or 64,
+        batch_size=config["episodes"] if episodes is None else episodes,
+        width=widths[0],
+        layers=len(widths),
+        split=split,
+    )
 
 
 def make_strategy(config: Mapping[str, Any]):

@@ -179,6 +179,8 @@ def train(
         "wall_time_s": time.perf_counter() - t0,
         "best_fitness": float(np.asarray(result.state.best_fitness)),
     }
+    if task.info.get("name") == "text":  # the evaluation is minus the validation loss (nats per char)
+        summary["final_eval_bits_per_char"] = -final_return / float(np.log(2.0))
     if out is not None:
         writer.finish(result.generations)
         config_file()

@@ -9,6 +9,7 @@ from neuroevo.strategies import evosax_adapter, validation
 from neuroevo.strategies import neat as neat_module
 from neuroevo.strategies.ars import ARSState, ars
 from neuroevo.strategies.cma_es import CMAState, cma_es, sep_cma_es
+from neuroevo.strategies.eggroll import EggrollState, eggroll
 from neuroevo.strategies.ga import GAState, ga
 from neuroevo.strategies.neat import NEATState, neat
 from neuroevo.strategies.ns import NSESState, NSGAState, ns_es, ns_ga, nsr_es, nsra_es
@@ -75,6 +76,7 @@ def _lookup(name: str) -> Callable[..., Strategy]:
 
 
 register("openai_es", openai_es)
+register("eggroll", eggroll)
 register("ga", ga)
 register("snes", snes)
 register("xnes", xnes)
@@ -103,6 +105,8 @@ __all__ = [
     "pgpe",
     "snes",
     "xnes",
+    "EggrollState",
+    "eggroll",
     "GAState",
     "OpenESState",
     "ga",

@@ -43,6 +43,15 @@ Options (operators in :mod:`neuroevo.strategies.ga_ops`):
   mate is the parents' ideal mates crossed with the same operator and mask, then
   mutated with the child's step and its own noise: preferences are inherited and
   evolve freely, selected only through the children they produce.
+- ``rank=r``: low-rank mutations, as EGGROLL's perturbations (Sarkar et al.
+  2025, :mod:`neuroevo.lowrank`): every matrix-shaped parameter moves by
+  ``sigma * A B^T / sqrt(r)`` (``A``, ``B`` of r columns, standard normal,
+  regenerated from the member's seed), vectors by dense Gaussian noise. Each
+  entry still has unit variance, so ``sigma`` means the same; a member's noise
+  costs ``sum (m + k) r`` random numbers instead of ``sum m k``. Genotypes are
+  always compact (seeds). Without crossover and with at most ``shared_parents``
+  parents, the population has ``eggroll``'s fast path (``ne.population_apply``):
+  the members share their parents' weights in the forward pass.
 - ``lineage_capacity=L > 0``: Such et al.'s compact encoding. Each parent carries
   its lineage, the chain of (seed, sigma) mutations from x0 (at most L; see
   :class:`~neuroevo.strategies.ga_ops.Lineage` for overflow), and
@@ -64,7 +73,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from neuroevo import perturbation, rng
+from neuroevo import lowrank, perturbation, rng
+from neuroevo.nn.lowrank_apply import LowRankMembers
 from neuroevo.shaping import sanitize
 from neuroevo.strategies import ga_ops as ops
 from neuroevo.strategies.ga_ops import Lineage
@@ -130,6 +140,8 @@ def ga(
     tau: float | None = None,
     mate_choice: bool = False,
     lineage_capacity: int = 0,
+    rank: int | None = None,
+    shared_parents: int = 8,
 ) -> Strategy:
     """Build the Deep GA.
 
@@ -149,6 +161,11 @@ def ga(
       tau: learning rate of the self-adaptive step (traceable; default ``1/sqrt(2 sqrt(d))``).
       mate_choice: partners chosen by evolving ideal-mate preferences (needs ``crossover``).
       lineage_capacity: mutations kept per lineage for :func:`encode` (static; 0 = off).
+      rank: low-rank mutations of every matrix (static; None: dense Gaussian mutations).
+      shared_parents: with ``rank`` and no crossover, populations of at most this
+        many parents (``truncation``) take ``ne.population_apply``'s fast path:
+        each intercepted layer runs once per parent on the whole population, plus
+        each member's low-rank term (static).
     """
     check_popsize(popsize)
     if selection not in ops.SELECTIONS:
@@ -174,6 +191,14 @@ def ga(
             f"lineage_capacity={capacity} needs a mutation-only GA (crossover=None, got {crossover!r}): "
             "a crossover child has two lineages, not one seed chain"
         )
+    static_int("shared_parents", shared_parents, 0)
+    if rank is not None:
+        static_int("rank", rank, 1)
+        if capacity:
+            raise ValueError(
+                f"lineage_capacity={capacity} replays dense Gaussian mutations: use rank=None with it"
+            )
+        dense = False  # low-rank noise is cheap to regenerate from the seed
     plain = not tournament and crossover is None and not self_adaptive and not capacity  # Algorithm 1
     cross_fn = ops.CROSSOVER_FNS.get(crossover)
 
@@ -184,6 +209,8 @@ def ga(
 
     def init(key: jax.Array, x0: PyTree) -> GAState:
         flat, _ = check_x0(x0)
+        if rank is not None:
+            lowrank.layout(x0, rank)  # checks the rank against every matrix
         generation = jnp.zeros((), jnp.int32)
         sigma0 = perturbation.sigma_at(sigma, generation, sigma_decay, sigma_limit)
         parents = jnp.broadcast_to(flat, (n_parents, flat.shape[0]))
@@ -257,9 +284,11 @@ def ga(
 
     def decode_flat(state: GAState, genotype) -> jax.Array:
         base = crossed(state.parents, genotype)
-        return ops.mutate(
-            base, genotype.scale, perturbation.eps(genotype, base.shape[0], base.dtype), exact=bool(capacity)
-        )
+        if rank is None:
+            noise = perturbation.eps(genotype, base.shape[0], base.dtype)
+        else:
+            noise = lowrank.noise_vector(genotype.seed, lowrank.layout(state.best_solution, rank), base.dtype)
+        return ops.mutate(base, genotype.scale, noise, exact=bool(capacity))
 
     def decode(state: GAState, genotype) -> PyTree:
         return unravel_like(state.best_solution)(decode_flat(state, genotype))
@@ -305,7 +334,14 @@ def ga(
             **extra,
         )
 
-    return Strategy(init, ask, tell, decode)
+    def members(state: GAState, genotypes) -> LowRankMembers:
+        """The fast path of low-rank mutations from a few parents (see ``shared_parents``)."""
+        table = jax.vmap(unravel_like(state.best_solution))(state.parents)
+        lay = lowrank.layout(state.best_solution, rank)
+        return LowRankMembers.from_seeds(table, genotypes.seed, genotypes.scale, lay, parent=genotypes.parent)
+
+    fast = rank is not None and crossover is None and n_parents <= shared_parents
+    return Strategy(init, ask, tell, decode, members=members if fast else None)
 
 
 # --------------------------------------------------------------------------- #

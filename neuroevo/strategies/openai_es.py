@@ -82,11 +82,11 @@ def openai_es(
     check_popsize(popsize, even=mirrored)
     optimizer = optimizer if optimizer is not None else optax.adam(learning_rate)
 
+    schedule = lambda generation: perturbation.sigma_at(sigma, generation, sigma_decay, sigma_limit)  # noqa: E731
+
     def init(key: jax.Array, x0: PyTree) -> OpenESState:
         del key
-        flat, fields = search_start(x0)
-        sigma0 = perturbation.sigma_at(sigma, fields["generation"], sigma_decay, sigma_limit)
-        return OpenESState(opt_state=optimizer.init(flat), sigma=sigma0, **fields)
+        return start(optimizer, x0, schedule)
 
     def ask(key: jax.Array, state: OpenESState) -> tuple[perturbation.Perturbation, OpenESState]:
         flat = ravel(state.mean)
@@ -106,9 +106,20 @@ def openai_es(
         coeffs, _, base = perturbation.antithetic(fitness_shaping(fitness), genotypes, mirrored)
         chunk = chunk_size or perturbation.default_noise_chunk(dim)
         grad = perturbation.weighted_eps_sum(coeffs, base, dim, chunk, flat.dtype) / (popsize * state.sigma)
-        updates, opt_state = optimizer.update(-grad + weight_decay * flat, state.opt_state, flat)
-        fields = search_step(decode, state, genotypes, fitness, optax.apply_updates(flat, updates))
-        sigma_next = perturbation.sigma_at(sigma, fields["generation"], sigma_decay, sigma_limit)
-        return OpenESState(opt_state=opt_state, sigma=sigma_next, **fields)
+        return ascend(optimizer, schedule, weight_decay, decode, state, genotypes, fitness, grad)
 
     return Strategy(init, ask, tell, decode)
+
+
+def start(optimizer: optax.GradientTransformation, x0: PyTree, schedule: Callable) -> OpenESState:
+    """The first state: mean ``x0``, the optimiser's state, ``sigma`` of generation 0."""
+    flat, fields = search_start(x0)
+    return OpenESState(opt_state=optimizer.init(flat), sigma=schedule(fields["generation"]), **fields)
+
+
+def ascend(optimizer, schedule, weight_decay, decode, state: OpenESState, genotypes, fitness, grad):
+    """The step after the gradient estimate ``grad`` (flat): optimiser, best member, next sigma."""
+    flat = ravel(state.mean)
+    updates, opt_state = optimizer.update(-grad + weight_decay * flat, state.opt_state, flat)
+    fields = search_step(decode, state, genotypes, fitness, optax.apply_updates(flat, updates))
+    return OpenESState(opt_state=opt_state, sigma=schedule(fields["generation"]), **fields)

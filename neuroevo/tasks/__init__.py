@@ -3,12 +3,14 @@
 from neuroevo.tasks import gymnax as gymnax_module
 from neuroevo.tasks import maze as maze_module
 from neuroevo.tasks import playground as playground_module
+from neuroevo.tasks import text as text_module
 from neuroevo.tasks.base import Evaluation, Task, function, rastrigin, sphere
 from neuroevo.tasks.bbob import bbob
 from neuroevo.tasks.gymnax import ObsStats, Trajectory, env_ids, gymnax
 from neuroevo.tasks.maze import maze
 from neuroevo.tasks.playground import env_names as playground_env_names
 from neuroevo.tasks.playground import playground
+from neuroevo.tasks.text import text
 from neuroevo.tasks.xor import xor
 
 __all__ = [
@@ -28,5 +30,7 @@ __all__ = [
     "playground_module",
     "rastrigin",
     "sphere",
+    "text",
+    "text_module",
     "xor",
 ]

@@ -27,6 +27,14 @@ class Task(NamedTuple):
     task that uses it the same way for every member (common random numbers)
     gives results that do not depend on how the population is chunked.
 
+    A task whose ``info["members"]`` is True receives a
+    :class:`~neuroevo.strategy.Members` handle instead (for every strategy) and
+    evaluates through it: ``members.size`` members, ``members.apply(fn, *args)``
+    runs ``fn(member_params, *args_i)`` for each; ``as_members(solutions)``
+    accepts both forms, so such a task still takes decoded solutions when called
+    directly. Strategies with a fast path (``eggroll``) then never materialise
+    their members.
+
     ``init_solution(key)``, when given, returns a default starting point (e.g.
     a policy's freshly initialised parameters); ``info`` holds static metadata.
     """

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from neuroevo import nn as ne_nn
+from neuroevo.strategy import as_members
 from neuroevo.tasks.base import Evaluation, Task
 
 PyTree = Any
@@ -175,7 +176,8 @@ def gymnax(
         descriptor_dim = int(out.shape[0])
 
     def evaluate(key, stats: ObsStats, solutions):
-        n = jax.tree_util.tree_leaves(solutions)[0].shape[0]
+        members = as_members(solutions)
+        n = members.size
         k_reset, k_step = jax.random.split(key)
         reset_keys = jax.random.split(k_reset, episodes)
         obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(reset_keys, params)
@@ -199,7 +201,7 @@ def gymnax(
             return jnp.asarray(obs, jnp.float32), new_state, reward, done
 
         step_all = jax.vmap(jax.vmap(step_one, in_axes=(0, 0, 0)), in_axes=(None, 0, 0))
-        policy_all = jax.vmap(jax.vmap(act, in_axes=(None, 0)), in_axes=(0, 0))
+        policy_all = lambda obs: members.apply(jax.vmap(act, in_axes=(None, 0)), obs)  # noqa: E731
 
         zeros = jnp.zeros((n, episodes), jnp.float32)
         obs_zero = jnp.zeros(obs_shape, jnp.float32)
@@ -214,7 +216,7 @@ def gymnax(
 
         def body(c):
             t, obs, env_state, ret, length, alive, (s1, s2), summary = c
-            action = policy_all(solutions, obs)
+            action = policy_all(obs)
             keys = jax.random.split(jax.random.fold_in(k_step, t), episodes)
             obs_next, env_state, reward, done = step_all(keys, env_state, action)
             a = alive.astype(jnp.float32)
@@ -266,5 +268,6 @@ def gymnax(
         "normalize_obs": normalize_obs,
         "descriptor_dim": descriptor_dim,
         "total_metrics": ("env_steps",),  # summed over the population, not averaged
+        "members": True,  # evaluates through Members.apply: eggroll's fast path
     }
     return Task(init=init, evaluate=evaluate, init_solution=init_solution, info=info)

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from neuroevo import nn as ne_nn
+from neuroevo.strategy import as_members
 from neuroevo.tasks.base import Evaluation, Task
 from neuroevo.tasks.gymnax import ObsStats
 
@@ -191,7 +192,8 @@ def playground(
         return ObsStats.empty(obs_shape)
 
     def evaluate(key, stats: ObsStats, solutions):
-        n = jax.tree_util.tree_leaves(solutions)[0].shape[0]
+        members = as_members(solutions)
+        n = members.size
         batch = n * episodes
         # Member-major (n * episodes) batch; every member gets the same reset keys, hence
         # the same starts. Reset, not broadcast, the states: MJX's warp backend lays out
@@ -202,7 +204,7 @@ def playground(
         def act(solution, obs):
             return apply(solution, stats.normalize(obs) if normalize_obs else obs)
 
-        policy_all = jax.vmap(jax.vmap(act, in_axes=(None, 0)), in_axes=(0, 0))
+        policy_all = lambda obs: members.apply(jax.vmap(act, in_axes=(None, 0)), obs)  # noqa: E731
         step_all = jax.vmap(step)
 
         zeros = jnp.zeros((n, episodes), jnp.float32)
@@ -217,7 +219,7 @@ def playground(
         def body(c):
             t, env_state, ret, length, alive, (s1, s2) = c
             obs = jax.vmap(flat_obs)(env_state.obs).reshape((n, episodes) + obs_shape)
-            action = policy_all(solutions, obs)
+            action = policy_all(obs)
             env_state, reward, done = step_all(env_state, action.reshape((batch,) + action.shape[2:]))
             reward, done = reward.reshape(n, episodes), done.reshape(n, episodes)
             ret = ret + jnp.where(alive, reward, 0.0)
@@ -251,5 +253,6 @@ def playground(
         "normalize_obs": normalize_obs,
         "descriptor_dim": None,
         "total_metrics": ("env_steps",),  # summed over the population, not averaged
+        "members": True,  # evaluates through Members.apply: eggroll's fast path
     }
     return Task(init=init, evaluate=evaluate, init_solution=init_solution, info=info)
