@@ -20,8 +20,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from neuroevo.engine import distributed
-from neuroevo.shaping import sanitize
-from neuroevo.strategy import Strategy, check_fitness, chunk_length, population, population_size
+from neuroevo.strategy import (
+    Strategy,
+    check_fitness,
+    chunk_length,
+    population,
+    population_size,
+    scalar_fitness,
+)
 from neuroevo.tasks.base import Evaluation, Task
 
 PyTree = Any
@@ -64,7 +70,9 @@ def evaluate_population(
 def check_evaluation(evaluation: Evaluation, n: int) -> None:
     if not isinstance(evaluation, Evaluation):
         raise ValueError(f"task.evaluate must return (Evaluation, task_state), got {type(evaluation)}")
-    check_fitness(evaluation.fitness, n, "task fitness")
+    fitness = evaluation.fitness  # (n,), or (n, n_objectives): the strategy's tell checks the count
+    objectives = fitness.shape[1] if jnp.ndim(fitness) == 2 else None
+    check_fitness(fitness, n, "task fitness", objectives)
 
 
 def make_step(
@@ -87,7 +95,7 @@ def make_step(
         check_evaluation(evaluation, population_size(genotypes))
         state = strategy.tell(k_tell, state, genotypes, evaluation.fitness, evaluation.descriptor)
         state, task_state = distributed.replicate((state, task_state), mesh)
-        fitness = sanitize(evaluation.fitness)
+        fitness = scalar_fitness(evaluation.fitness)  # multi-objective: each member's worst objective
         finite = jnp.isfinite(fitness)
         metrics = {
             "best": jnp.asarray(state.best_fitness, jnp.float32),
@@ -259,7 +267,10 @@ def evolve(
     task's metrics, averaged over the population, or summed for those named in
     ``task.info["total_metrics"]``, e.g. ``env_steps``) to a per-generation array;
     a strategy state with a ``metrics`` dict of scalars (the GA's ``diversity``)
-    adds those too.
+    adds those too. With multi-objective fitness (``(popsize, n_objectives)``,
+    for ``nsga2``/``nsga3``) ``generation_best`` and ``mean`` are of each
+    member's worst objective (:func:`~neuroevo.strategy.scalar_fitness`), and the
+    state's metrics add ``front_size`` and ``hypervolume`` (given a reference point).
     """
     result = run(
         key,

@@ -49,6 +49,10 @@ Options (operators in :mod:`neuroevo.strategies.ga_ops`):
   :func:`encode` / :func:`decode_lineage` store and rebuild a member bit for bit.
   Mutation-only: a crossover child has two lineages, so crossover is refused.
 
+- ``space=ne.space.categorical([...])`` (or ``ne.space.integer``): discrete
+  genes instead of real vectors, with uniform/one-point crossover and per-gene
+  mutation (:mod:`neuroevo.strategies.ga_discrete`).
+
 Every state reports ``diversity``, the mean Euclidean distance of the parents to
 their centroid, and exposes it as ``state.metrics``, which ``ne.evolve`` records
 per generation (``history["diversity"]``).
@@ -66,6 +70,7 @@ import numpy as np
 
 from neuroevo import perturbation, rng
 from neuroevo.shaping import sanitize
+from neuroevo.strategies import ga_discrete
 from neuroevo.strategies import ga_ops as ops
 from neuroevo.strategies.ga_ops import Lineage
 from neuroevo.strategy import (
@@ -130,6 +135,8 @@ def ga(
     tau: float | None = None,
     mate_choice: bool = False,
     lineage_capacity: int = 0,
+    space=None,
+    mutation_rate: float | None = None,
 ) -> Strategy:
     """Build the Deep GA.
 
@@ -149,6 +156,12 @@ def ga(
       tau: learning rate of the self-adaptive step (traceable; default ``1/sqrt(2 sqrt(d))``).
       mate_choice: partners chosen by evolving ideal-mate preferences (needs ``crossover``).
       lineage_capacity: mutations kept per lineage for :func:`encode` (static; 0 = off).
+      space: evolve discrete genes (:mod:`neuroevo.space`) instead of real vectors:
+        the first parents are drawn from the space, crossover is ``"uniform"`` or
+        ``"one_point"``, and mutation sets each gene with probability ``mutation_rate``
+        (default ``1 / n_genes``) to another value (:mod:`~neuroevo.strategies.ga_discrete`;
+        ``sigma`` is unused).
+      mutation_rate: per-gene mutation probability with ``space`` (traceable).
     """
     check_popsize(popsize)
     if selection not in ops.SELECTIONS:
@@ -173,6 +186,12 @@ def ga(
         raise ValueError(
             f"lineage_capacity={capacity} needs a mutation-only GA (crossover=None, got {crossover!r}): "
             "a crossover child has two lineages, not one seed chain"
+        )
+    if space is not None:
+        ga_discrete.check(crossover, self_adaptive, mate_choice, capacity)
+        size = tournament_size if tournament else None
+        return ga_discrete.discrete_ga(
+            GAState, popsize, space, n_parents, elitism, size, crossover, crossover_rate, mutation_rate
         )
     plain = not tournament and crossover is None and not self_adaptive and not capacity  # Algorithm 1
     cross_fn = ops.CROSSOVER_FNS.get(crossover)
