@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from neuroevo import moo
+from neuroevo import moo, rng
 from neuroevo import space as discrete
 from neuroevo.rng import Stream
 from neuroevo.shaping import sanitize
@@ -129,7 +129,7 @@ def start(key: Array, genome: Genome, x0: PyTree, n: int) -> tuple[Array, Array 
         return members, None, None, members[0]
     flat, unravel = check_x0(x0)
     low, high = (jnp.asarray(b, flat.dtype) for b in flat_bounds(genome.bounds, x0))
-    members = low + jax.random.uniform(key, (n, flat.shape[0]), flat.dtype) * (high - low)
+    members = low + rng.uniform(key, (n, flat.shape[0])).astype(flat.dtype) * (high - low)
     return members, low, high, unravel(jnp.clip(flat, low, high))
 
 
