@@ -392,11 +392,13 @@ def test_multi_objective_vmap_over_hyperparameter_compiles_once(name):
 
 @pytest.mark.parametrize("name", MULTI)
 def test_multi_objective_deterministic(name):
+    """Two separately built strategies, each compiled in its own program, agree bit for bit."""
     m = n_objectives(name)
-    f = jax.jit(lambda k: run_multi(make_multi(name), k, jnp.ones(5), m))
+    first = jax.jit(lambda k: run_multi(make_multi(name), k, jnp.ones(5), m))
+    second = jax.jit(lambda k: run_multi(make_multi(name), k, jnp.ones(5), m))
     for a, b in zip(
-        jax.tree_util.tree_leaves(f(jax.random.key(3))),
-        jax.tree_util.tree_leaves(f(jax.random.key(3))),
+        jax.tree_util.tree_leaves(first(jax.random.key(3))),
+        jax.tree_util.tree_leaves(second(jax.random.key(3))),
         strict=True,
     ):
         np.testing.assert_array_equal(a, b)

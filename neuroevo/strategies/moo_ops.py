@@ -93,7 +93,7 @@ def genome(name: str, bounds: Any, space: Any) -> Genome:
         bad = np.flatnonzero(~(lo < hi))
         if bad.size:
             i = int(bad[0])
-            where = f" at index {np.unravel_index(i, lo.shape)}" if lo.ndim else ""
+            where = f" at index {tuple(int(k) for k in np.unravel_index(i, lo.shape))}" if lo.ndim else ""
             raise ValueError(f"bounds need low < high, got low={lo.flat[i]} >= high={hi.flat[i]}{where}")
     return Genome((low, high), None)
 

@@ -39,8 +39,10 @@ def _rastrigin_g(rest: jax.Array) -> jax.Array:
 
 def _sphere(position: jax.Array, g: jax.Array) -> jax.Array:
     """``(1 + g)`` times the point on the unit sphere at angles ``position * pi / 2``."""
-    c = jnp.cos(position * jnp.pi / 2)
-    s = jnp.sin(position * jnp.pi / 2)
+    # In float32 cos(pi / 2) is -4.4e-8: clipped at 0, else members at the bound x = 1 would gain
+    # in that objective from a larger distance g (and never be dominated).
+    c = jnp.maximum(jnp.cos(position * jnp.pi / 2), 0.0)
+    s = jnp.maximum(jnp.sin(position * jnp.pi / 2), 0.0)
     m = position.shape[0] + 1
     cos_products = jnp.concatenate([jnp.ones((1,)), jnp.cumprod(c)])  # prod of the first i cosines
     f = [cos_products[m - 1 - i] * (s[m - 1 - i] if i > 0 else 1.0) for i in range(m)]
