@@ -11,13 +11,16 @@ mutation eta 20, every child, probability 1/n per variable (pymoo's
 ``HV`` with the same reference point (ZDT: (1.1, 1.1); DTLZ1: (1, 1, 1);
 DTLZ2: (1.1, 1.1, 1.1)). Our 10 seeds run as one compiled program (``ne.sweep``).
 
-Speed: ZDT1 at population 100, 250 generations, one seed, wall time including
-compilation (a fresh ``ne.evolve``; medians of runs alternating with pymoo's
-``minimize``); and at population 10,000 the time per generation (ours compiled;
-pymoo's ``algorithm.next()``, whose non-dominated sort dominates).
+Speed: at population 100, the wall time including compilation of the NSGA-II
+workload above (4 problems x 10 seeds: our one program per problem, pymoo's 10
+runs), and of one ZDT1 run of 250 generations (a fresh ``ne.evolve``, compiled
+again each time; medians of 3 runs alternating with pymoo's ``minimize``); and
+at population 10,000 the time per generation on ZDT1 (ours compiled; pymoo's
+``algorithm.next()``, whose non-dominated sort dominates).
 
 Targets (exit 1 if one is missed): mean HV >= 0.99x pymoo's on each problem;
->= 1x pymoo's wall time at population 100; >= 50x per generation at 10,000.
+>= 1x pymoo's wall time at population 100 (both measures); >= 50x per
+generation at 10,000.
 
     python -m benchmarks.moo_vs_pymoo [--seeds 10] [--quick]
 """
@@ -127,7 +130,7 @@ def quality(kind, problems, popsize, seeds, generations_override=None):
         ours_hv = [hv(f, reference) for f in ours]
         theirs_hv = [hv(f, reference) for f in theirs]
         ratio = np.mean(ours_hv) / np.mean(theirs_hv)
-        rows.append((kind, name, ratio))
+        rows.append((kind, name, ratio, our_seconds, sum(their_seconds)))
         print(
             f"{kind} {name:6s} {generations} gens: HV ours {np.mean(ours_hv):.4f} +- {np.std(ours_hv):.4f}, "
             f"pymoo {np.mean(theirs_hv):.4f} +- {np.std(theirs_hv):.4f}, ratio {ratio:.4f}; "
@@ -211,16 +214,23 @@ def main(argv=None) -> int:
     gens = 50 if args.quick else None
     print(machine(), flush=True)
     rows = quality("nsga2", NSGA2_PROBLEMS, 100, seeds, gens)
+    ours_total, theirs_total = sum(r[3] for r in rows), sum(r[4] for r in rows)
+    workload = theirs_total / ours_total
+    print(
+        f"speed, NSGA-II population 100, the 4 problems x {seeds} seeds above, including compilation: "
+        f"ours {ours_total:.1f} s, pymoo {theirs_total:.1f} s: {workload:.2f}x",
+        flush=True,
+    )
     rows += quality("nsga3", NSGA3_PROBLEMS, 92, seeds, gens)
-    small = speed_small(gens or 250, 3)
+    single = speed_small(gens or 250, 3)
     large = speed_large(2_000 if args.quick else args.large, 2)
     worst = min(rows, key=lambda r: r[2])
-    ok = worst[2] >= 0.99 and small >= 1.0 and large >= 50.0
+    ok = worst[2] >= 0.99 and min(workload, single) >= 1.0 and large >= 50.0
     print(
-        f"moo_vs_pymoo: HV ratio >= {worst[2]:.4f} (worst: {worst[0]} {worst[1]}; target 0.99), "
-        f"population 100 {small:.2f}x pymoo's wall time incl. compilation (target 1x), population "
-        f"{(2_000 if args.quick else args.large):,} {large:.0f}x per generation (target 50x): "
-        f"{'PASS' if ok else 'FAIL'}"
+        f"moo_vs_pymoo: HV ratio >= {worst[2]:.4f} (worst: {worst[0]} {worst[1]}; target 0.99); population "
+        f"100 wall time incl. compilation {workload:.2f}x pymoo's ({seeds} seeds x 4 problems) and "
+        f"{single:.2f}x (one run) (target 1x); population {(2_000 if args.quick else args.large):,} "
+        f"{large:.0f}x per generation (target 50x): {'PASS' if ok else 'FAIL'}"
     )
     return 0 if ok else 1
 

@@ -59,13 +59,37 @@ def test_ranks_equal_pymoo(m):
 
 def test_two_objective_peeling_equals_counting_on_a_large_population():
     rng = np.random.default_rng(0)
-    f = np.concatenate([rng.integers(0, 40, (3000, 2)), rng.random((1000, 2)) * 40]).astype(np.float32)
+    # 5000 members: the associative-scan path of the peeling (4096 and more), and packed sorts.
+    f = np.concatenate([rng.integers(0, 40, (4000, 2)), rng.random((1000, 2)) * 40]).astype(np.float32)
     f[::97] = -np.inf  # NaN-like members, and -0.0 equal to 0.0
     f[1::89, 0] = -0.0
     f[2::89, 0] = 0.0
     two = jax.jit(lambda f: dominance._ranks_two(f, f.shape[0]))(f)
     counting = jax.jit(lambda f: dominance._ranks_counting(f, f.shape[0], 128))(f)
     np.testing.assert_array_equal(two, counting)
+
+
+def test_orderings_equal_numpy():
+    rng = np.random.default_rng(5)
+    for n in (1, 7, 300):
+        primary, secondary = rng.integers(0, 5, n), rng.integers(0, 5, n)
+        np.testing.assert_array_equal(
+            moo.ordering.lexsort(jnp.asarray(primary), jnp.asarray(secondary)),
+            np.lexsort((secondary, primary)),
+        )
+        tiebreak = np.asarray(
+            moo.ordering.permutation(jnp.asarray(rng.integers(0, 2**32, n, dtype=np.uint32)))
+        )
+        assert sorted(tiebreak.tolist()) == list(range(n))
+        order = np.asarray(
+            moo.ordering.lexsort(jnp.asarray(primary), jnp.asarray(secondary), jnp.asarray(tiebreak))
+        )
+        np.testing.assert_array_equal(order, np.lexsort((tiebreak, secondary, primary)))
+        keys = rng.normal(size=n).astype(np.float32)
+        keys[::3] = 0.5
+        np.testing.assert_array_equal(
+            moo.ordering.argsort(jnp.asarray(keys)), np.argsort(keys, kind="stable")
+        )
 
 
 def test_three_objectives_chunked_equals_one_chunk():

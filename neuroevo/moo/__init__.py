@@ -3,6 +3,7 @@ non-dominated sorting and crowding distance (exact, on device), hypervolume (exa
 objectives) and IGD, and Das-Dennis reference directions. Every objective is maximised; NaN is worst.
 """
 
+from neuroevo.moo import ordering
 from neuroevo.moo.dominance import crowding_distance, dominates, non_dominated_ranks
 from neuroevo.moo.indicators import check_reference, hypervolume, igd
 from neuroevo.moo.reference import das_dennis, partitions_for, perpendicular_distances
@@ -15,6 +16,7 @@ __all__ = [
     "hypervolume",
     "igd",
     "non_dominated_ranks",
+    "ordering",
     "partitions_for",
     "perpendicular_distances",
 ]

@@ -29,6 +29,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from neuroevo.moo import ordering
 from neuroevo.shaping import sanitize
 from neuroevo.sorting import ordered_ints
 from neuroevo.strategy import static_int
@@ -74,12 +75,20 @@ def non_dominated_ranks(fitness: Array, n_stop: int | None = None, chunk_size: i
     return _ranks_counting(fitness, stop, min(chunk, n))
 
 
+def _prefix_max(x: Array) -> Array:
+    """Cumulative maximum: XLA's reduce-window (quick to compile) for small vectors, an
+    associative scan (about 3x faster to run on the CPU) for large ones."""
+    if x.shape[0] >= 4096:
+        return jax.lax.associative_scan(jnp.maximum, x)
+    return jax.lax.cummax(x)
+
+
 def _ranks_two(fitness: Array, stop: int) -> Array:
     """Fronts of two objectives by peeling: one cumulative maximum per front."""
     n = fitness.shape[0]
-    f = jnp.where(fitness == 0, jnp.zeros_like(fitness), fitness)  # -0.0 sorts below 0.0
+    f = jnp.where(fitness == 0, jnp.zeros_like(fitness), fitness)  # -0.0 as 0.0
     index = jnp.arange(n, dtype=jnp.int32)
-    _, _, order = jax.lax.sort((-f[:, 0], -f[:, 1], index), num_keys=2)  # first desc, second desc
+    order = ordering.lexsort(ordering.dense(-f[:, 0]), ordering.dense(-f[:, 1]))  # first desc, second desc
     first = f[order, 0]
     second = ordered_ints(f[order, 1])
     floor = jnp.array(jnp.iinfo(second.dtype).min, second.dtype)  # below every value (NaN excluded)
@@ -89,7 +98,7 @@ def _ranks_two(fitness: Array, stop: int) -> Array:
     def peel(carry):
         rank, k, count = carry
         remaining = rank == n
-        best = jax.lax.cummax(jnp.where(remaining, second, floor))  # best second objective so far
+        best = _prefix_max(jnp.where(remaining, second, floor))  # best second objective so far
         before = jnp.concatenate([floor[None], best[:-1]])
         before_group = jnp.where(group_start > 0, best[group_start - 1], floor)
         # Dominated: an earlier remaining member with a larger second objective, or one with an
@@ -164,7 +173,8 @@ def crowding_distance(fitness: Array, ranks: Array) -> Array:
     total = jnp.zeros((n,), jnp.float32)
     inf = jnp.float32(jnp.inf)
     for j in range(m):
-        r, f, order = jax.lax.sort((ranks, fitness[:, j], index), num_keys=2)
+        order = ordering.lexsort(ranks, ordering.dense(fitness[:, j]))
+        r, f = ranks[order], fitness[order, j]
         first = jnp.concatenate([jnp.ones((1,), bool), r[1:] != r[:-1]])
         last = jnp.concatenate([r[1:] != r[:-1], jnp.ones((1,), bool)])
         low = f[jax.lax.cummax(jnp.where(first, index, 0))]

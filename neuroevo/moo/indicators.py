@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from neuroevo.moo import ordering
 from neuroevo.moo.dominance import check_objectives
 from neuroevo.shaping import sanitize
 
@@ -102,18 +103,18 @@ def _strips(x: Array, y: Array) -> Array:
 
 def _area(x: Array, y: Array) -> Array:
     """The area dominated by points ``(x, y) >= 0`` (origin reference)."""
-    order = jnp.argsort(-x, stable=True)
+    order = ordering.argsort(-x)
     return _strips(x[order], y[order])
 
 
 def _volume(p: Array, chunk_size: int) -> Array:
     """The volume dominated by ``p >= 0`` (origin reference): slabs between consecutive third values."""
     n = p.shape[0]
-    order = jnp.argsort(-p[:, 2], stable=True)
+    order = ordering.argsort(-p[:, 2])
     p = p[order]
     height = p[:, 2] - jnp.concatenate([p[1:, 2], jnp.zeros((1,), p.dtype)])
     # Slab i lies between the i-th and (i+1)-th highest points: its area is that of points 0..i.
-    x_order = jnp.argsort(-p[:, 0], stable=True)
+    x_order = ordering.argsort(-p[:, 0])
     x, y, position = p[x_order, 0], p[x_order, 1], jnp.arange(n)[x_order]
 
     def slab(i: Array) -> Array:

@@ -120,9 +120,8 @@ def nsga2(
         rank = moo.non_dominated_ranks(objectives, n_stop=popsize, chunk_size=chunk_size)
         crowding = moo.crowding_distance(objectives, rank)
         # Survivors: by rank, then crowding (descending), then at random.
-        tiebreak = Stream(key).words(rank.shape)
-        index = jnp.arange(rank.shape[0], dtype=jnp.int32)
-        survivors = jax.lax.sort((rank, -crowding, tiebreak, index), num_keys=3)[3][:popsize]
+        tiebreak = moo.ordering.permutation(Stream(key).words(rank.shape))
+        survivors = moo.ordering.lexsort(rank, moo.ordering.dense(-crowding), tiebreak)[:popsize]
         return state._replace(
             crowding=crowding[survivors],
             generation=state.generation + 1,
