@@ -224,3 +224,19 @@ def test_sharded_multi_objective_runs_equal_unsharded():
     for name in ("nsga2", "nsga3"):
         assert out[name]["fitness"] <= 1e-6, name
         assert out[name]["hypervolume"][1] == pytest.approx(out[name]["hypervolume"][0], rel=1e-6)
+
+
+def test_nsga3_niching_with_non_finite_distances_picks_candidates_of_the_last_front():
+    from neuroevo.strategies.nsga3 import select
+
+    rank = jnp.array([2, 0, 0, 1, 1, 1, 1, 2], jnp.int32)
+    niche = jnp.array([0, 1, 1, 0, 0, 1, 1, 0], jnp.int32)  # direction 0 has no survivor yet
+    distance = jnp.array([0.0, 0.1, 0.1, jnp.inf, jnp.inf, jnp.inf, 0.3, 0.0])
+    for seed in range(5):
+        # Direction 0 takes both its candidates (3, 4), though their distances are not finite.
+        assert set(np.asarray(select(jax.random.key(seed), rank, niche, distance, 2, 4)).tolist()) == {
+            1,
+            2,
+            3,
+            4,
+        }

@@ -216,14 +216,13 @@ def select(
         has = jnp.zeros((n_directions,), bool).at[niche].max(available)
         u = coins(i)
         j = jnp.argmin(jnp.where(has, niche_count + u[:n_directions], jnp.inf))  # fewest, ties at random
-        score = jnp.where(niche_count[j] == 0, distance, u[n_directions:])  # nearest, else at random
-        chosen = jnp.argmin(jnp.where(available & (niche == j), score, jnp.inf))
+        score = jnp.where(niche_count[j] == 0, jnp.minimum(distance, _FAR), u[n_directions:])  # nearest
+        chosen = jnp.argmin(jnp.where(available & (niche == j), score, jnp.inf))  # (else at random)
         return kept.at[chosen].set(True), niche_count.at[j].add(1), i + 1
 
     needed = popsize - jnp.sum(kept, dtype=jnp.int32)
     kept, _, _ = jax.lax.while_loop(lambda c: c[2] < needed, pick, (kept, niche_count, jnp.int32(0)))
-    index = jnp.arange(size, dtype=jnp.int32)
-    return jax.lax.sort((~kept, index), num_keys=1)[1][:popsize]
+    return moo.ordering.argsort((~kept).astype(jnp.int32))[:popsize]
 
 
 nsga3.multi_objective = True
