@@ -69,7 +69,9 @@ def test_two_objective_peeling_equals_counting_on_a_large_population():
     np.testing.assert_array_equal(two, counting)
 
 
-def test_orderings_equal_numpy():
+@pytest.mark.parametrize("packed_from", [1, 4096])
+def test_orderings_equal_numpy(packed_from, monkeypatch):
+    monkeypatch.setattr(moo.ordering, "PACKED_FROM", packed_from)  # packed sorts, or lax.sort
     rng = np.random.default_rng(5)
     for n in (1, 7, 300):
         primary, secondary = rng.integers(0, 5, n), rng.integers(0, 5, n)
@@ -77,14 +79,19 @@ def test_orderings_equal_numpy():
             moo.ordering.lexsort(jnp.asarray(primary), jnp.asarray(secondary)),
             np.lexsort((secondary, primary)),
         )
-        tiebreak = np.asarray(
-            moo.ordering.permutation(jnp.asarray(rng.integers(0, 2**32, n, dtype=np.uint32)))
-        )
-        assert sorted(tiebreak.tolist()) == list(range(n))
+        words = rng.integers(0, 2**32, n, dtype=np.uint32)
+        shuffled = np.asarray(moo.ordering.permutation(jnp.asarray(words)))
+        assert sorted(shuffled.tolist()) == list(range(n))
+        if packed_from == 4096:  # lax.sort: ties by the words themselves
+            np.testing.assert_array_equal(shuffled, np.argsort(words, kind="stable"))
         order = np.asarray(
-            moo.ordering.lexsort(jnp.asarray(primary), jnp.asarray(secondary), jnp.asarray(tiebreak))
+            moo.ordering.lexsort(jnp.asarray(primary), jnp.asarray(secondary), jnp.asarray(words))
         )
-        np.testing.assert_array_equal(order, np.lexsort((tiebreak, secondary, primary)))
+        key = np.lexsort((secondary, primary))
+        np.testing.assert_array_equal(primary[order], primary[key])  # the keys in order,
+        np.testing.assert_array_equal(secondary[order], secondary[key])
+        assert sorted(order.tolist()) == list(range(n))  # a permutation, ties at random
+        assert n < 100 or not np.array_equal(order, key)
         keys = rng.normal(size=n).astype(np.float32)
         keys[::3] = 0.5
         np.testing.assert_array_equal(

@@ -88,7 +88,7 @@ def _ranks_two(fitness: Array, stop: int) -> Array:
     n = fitness.shape[0]
     f = jnp.where(fitness == 0, jnp.zeros_like(fitness), fitness)  # -0.0 as 0.0
     index = jnp.arange(n, dtype=jnp.int32)
-    order = ordering.lexsort(ordering.dense(-f[:, 0]), ordering.dense(-f[:, 1]))  # first desc, second desc
+    order = ordering.lexsort(-f[:, 0], -f[:, 1])  # first desc, second desc
     first = f[order, 0]
     second = ordered_ints(f[order, 1])
     floor = jnp.array(jnp.iinfo(second.dtype).min, second.dtype)  # below every value (NaN excluded)
@@ -173,7 +173,7 @@ def crowding_distance(fitness: Array, ranks: Array) -> Array:
     total = jnp.zeros((n,), jnp.float32)
     inf = jnp.float32(jnp.inf)
     for j in range(m):
-        order = ordering.lexsort(ranks, ordering.dense(fitness[:, j]))
+        order = ordering.lexsort(ranks, fitness[:, j])
         r, f = ranks[order], fitness[order, j]
         first = jnp.concatenate([jnp.ones((1,), bool), r[1:] != r[:-1]])
         last = jnp.concatenate([r[1:] != r[:-1], jnp.ones((1,), bool)])

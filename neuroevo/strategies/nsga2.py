@@ -120,8 +120,7 @@ def nsga2(
         rank = moo.non_dominated_ranks(objectives, n_stop=popsize, chunk_size=chunk_size)
         crowding = moo.crowding_distance(objectives, rank)
         # Survivors: by rank, then crowding (descending), then at random.
-        tiebreak = moo.ordering.permutation(Stream(key).words(rank.shape))
-        survivors = moo.ordering.lexsort(rank, moo.ordering.dense(-crowding), tiebreak)[:popsize]
+        survivors = moo.ordering.lexsort(rank, -crowding, Stream(key).words(rank.shape))[:popsize]
         return state._replace(
             crowding=crowding[survivors],
             generation=state.generation + 1,
