@@ -4,7 +4,21 @@ Every optimiser is a :class:`Strategy` of pure functions (``init/ask/tell/decode
 a run is one compiled program that can be vmapped over seeds and sweeps.
 """
 
-from neuroevo import bbob, bench, nn, perturbation, rl, rng, shaping, sorting, strategies, strategy, tasks
+from neuroevo import (
+    bbob,
+    bench,
+    moo,
+    nn,
+    perturbation,
+    rl,
+    rng,
+    shaping,
+    sorting,
+    space,
+    strategies,
+    strategy,
+    tasks,
+)
 from neuroevo.engine import RunResult, callbacks, distributed, evaluate_population, evolve, run
 from neuroevo.engine.pbt import PBT
 from neuroevo.engine.sweep import SweepResult, sweep
@@ -25,6 +39,7 @@ __all__ = [
     "distributed",
     "evaluate_population",
     "evolve",
+    "moo",
     "nn",
     "perturbation",
     "population",
@@ -34,6 +49,7 @@ __all__ = [
     "run",
     "shaping",
     "sorting",
+    "space",
     "strategies",
     "strategy",
     "sweep",

@@ -8,6 +8,7 @@ neuroevo sweep sweep.toml --out runs/sweep                  # configs x seeds, o
 neuroevo bench bbob --strategy cma_es --dimensions 2,3,5 --instances 1-15 --budget-multiplier 1000 --out bbob/
 neuroevo bench bbob --suite bbob-noisy --dimensions 2,5 --out bbob-noisy/   # f101-f130
 neuroevo bench plot bbob/cma_es bbob/snes --out ecdf.png
+neuroevo bench moo --problem zdt1 --strategy nsga2 --out moo/   # front.csv, history.csv, front.png
 """
 
 from __future__ import annotations
@@ -141,6 +142,29 @@ def bench_plot(args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
+def bench_moo(args: argparse.Namespace) -> None:
+    from neuroevo.bench import moo
+
+    result = moo.moo_run(
+        args.problem,
+        args.strategy,
+        popsize=args.popsize,
+        generations=args.generations,
+        seed=args.seed,
+        n_var=args.n_var,
+        n_objectives=args.n_objectives,
+        out=args.out,
+        **_parse_hp(args.hp),
+    )
+    final = {k: float(v[-1]) for k, v in result.history.items()}
+    hv = f"hypervolume {final['hypervolume']:.6g}, " if "hypervolume" in final else ""
+    print(
+        f"{args.strategy} on {args.problem}: {len(result.front)} non-dominated members after "
+        f"{args.generations} generations, {hv}IGD {final['igd']:.4g} ({result.seconds:.1f} s)"
+    )
+    print(f"wrote {result.out}/front.csv, history.csv and front.png")
+
+
 def sweep(args: argparse.Namespace) -> None:
     from neuroevo.engine import sweep as engine_sweep
     from neuroevo.rl import paths
@@ -240,7 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--budget-multiplier", type=float, default=1000, help="budget = N * dimension evaluations"
     )
     bb.add_argument("--seed", type=int, default=0)
-    bb.add_argument("--hp", nargs="*", action="extend", default=[], metavar="NAME=VALUE", help="strategy hyperparameters")
+    bb.add_argument(
+        "--hp", nargs="*", action="extend", default=[], metavar="NAME=VALUE", help="strategy hyperparameters"
+    )
     bb.add_argument(
         "--out",
         required=True,
@@ -252,6 +278,21 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("dirs", nargs="+", help="campaign directories written by `neuroevo bench bbob`")
     bp.add_argument("--out", required=True, help="a directory, or NAME.png (becomes NAME_d<D>.png)")
     bp.set_defaults(func=bench_plot)
+    bm = b.add_parser(
+        "moo", help="NSGA-II/III on a ZDT or DTLZ problem: front.csv, history.csv (HV, IGD), front.png"
+    )
+    bm.add_argument("--problem", default="zdt1", help="zdt1-zdt4, zdt6 or dtlz1-dtlz7")
+    bm.add_argument("--strategy", default="nsga2", help="nsga2 or nsga3")
+    bm.add_argument("--popsize", type=int, default=100)
+    bm.add_argument("--generations", type=int, default=250)
+    bm.add_argument("--seed", type=int, default=0)
+    bm.add_argument("--n-var", type=int, default=None, help="variables (default: the problem's)")
+    bm.add_argument("--n-objectives", type=int, default=None, help="DTLZ objectives (default 3)")
+    bm.add_argument(
+        "--hp", nargs="*", action="extend", default=[], metavar="NAME=VALUE", help="strategy hyperparameters"
+    )
+    bm.add_argument("--out", required=True, help="output directory")
+    bm.set_defaults(func=bench_moo)
     return parser
 
 

@@ -89,3 +89,42 @@ def normal_from_bits(bits: Array, shape: tuple[int, ...]) -> Array:
     """:func:`normal`'s float32 values of ``shape`` from ``ceil(prod(shape) / 2)`` random words."""
     u = 2.0 * uniform16(bits, math.prod(shape)) - 1.0
     return (_SQRT2 * jax.lax.erf_inv(u)).reshape(shape)
+
+
+def uniform(key: Array, shape: tuple[int, ...], offset: Array | int = 0) -> Array:
+    """float32 uniforms in (0, 1) at 24-bit resolution from :func:`hash_bits` words
+    ``offset ..`` of ``key``'s stream (cheap to compile and run, unlike threefry on the CPU)."""
+    words = hash_bits(key, math.prod(shape), offset).reshape(shape)
+    return ((words >> 8).astype(jnp.float32) + 0.5) * np.float32(2.0**-24)
+
+
+class Stream:
+    """Draws from one key's :func:`hash_bits` stream, block after block.
+
+    Each draw takes the next block (a static offset), so one key serves every
+    draw of an ``ask`` without splitting it. Used at trace time only.
+    """
+
+    def __init__(self, key: Array):
+        self.key = key
+        self.offset = 0
+
+    def words(self, shape: tuple[int, ...]) -> Array:
+        """uint32 words of ``shape``."""
+        n = math.prod(shape)
+        words = hash_bits(self.key, n, self.offset)
+        self.offset += n
+        return words.reshape(shape)
+
+    def uniform(self, shape: tuple[int, ...], dtype=jnp.float32) -> Array:
+        """Uniforms in (0, 1) at 24-bit resolution."""
+        u = ((self.words(shape) >> 8).astype(jnp.float32) + 0.5) * np.float32(2.0**-24)
+        return u.astype(dtype)
+
+    def integers(self, shape: tuple[int, ...], high: Array | int) -> Array:
+        """Integers in ``[0, high)`` (``high`` broadcasts to ``shape``)."""
+        return jnp.minimum((self.uniform(shape) * high).astype(jnp.int32), jnp.asarray(high) - 1)
+
+    def normal(self, shape: tuple[int, ...], dtype=jnp.float32) -> Array:
+        """Standard normals (:func:`normal_from_words`, one word each)."""
+        return normal_from_words(self.words(shape)).astype(dtype)

@@ -19,7 +19,7 @@ def _flip_negative(k: Array) -> Array:
     return jnp.where(k < 0, k ^ jnp.array(jnp.iinfo(k.dtype).max, k.dtype), k)
 
 
-def _ordered_ints(x: Array) -> Array:
+def ordered_ints(x: Array) -> Array:
     """Floats as integers of the same width in the same order (-0.0 as 0.0); NaN not allowed."""
     ints = jnp.int64 if jnp.dtype(x.dtype).itemsize == 8 else jnp.int32
     return _flip_negative(jax.lax.bitcast_convert_type(jnp.where(x == 0, jnp.zeros_like(x), x), ints))
@@ -28,7 +28,7 @@ def _ordered_ints(x: Array) -> Array:
 def sort_floats(x: Array) -> Array:
     """``jnp.sort`` along the last axis, exactly, by sorting order-preserving integers (XLA's
     CPU sort of floats is several times slower). NaN not allowed (``sanitize`` first)."""
-    return jax.lax.bitcast_convert_type(_flip_negative(jnp.sort(_ordered_ints(x), axis=-1)), x.dtype)
+    return jax.lax.bitcast_convert_type(_flip_negative(jnp.sort(ordered_ints(x), axis=-1)), x.dtype)
 
 
 def median(x: Array) -> Array:
@@ -56,7 +56,7 @@ def argsort(keys: Array) -> Array:
         return jnp.argsort(keys, axis=-1, stable=True)  # (no 64-bit integers without x64)
     index = jnp.arange(n, dtype=jnp.int64)
     if jnp.dtype(keys.dtype).itemsize <= 4:
-        k = _ordered_ints(keys.astype(jnp.float32)).astype(jnp.int64) << 32
+        k = ordered_ints(keys.astype(jnp.float32)).astype(jnp.int64) << 32
     else:
-        k = _ordered_ints(keys) >> bits << bits
+        k = ordered_ints(keys) >> bits << bits
     return (jnp.sort(k | index, axis=-1) & ((1 << bits) - 1)).astype(jnp.int32)

@@ -16,6 +16,18 @@ A :class:`Strategy` is a NamedTuple of four pure functions, in the manner of
   population (CMA-ES) or something compact from which a member is regenerated
   (a seed and a sign: :mod:`neuroevo.perturbation`). :func:`population`
   materialises members with ``vmap(decode)``.
+- **Multi-objective** strategies (``nsga2``, ``nsga3``) take fitness of shape
+  ``(popsize, n_objectives)``: every objective is maximised, and NaN (and -inf)
+  is worst in that objective. ``n_objectives`` is static (a factory argument);
+  another shape raises ``ValueError`` naming both shapes (:func:`check_fitness`
+  with ``n_objectives``). A member's scalar summary is its *worst* objective
+  (:func:`scalar_fitness`, the maximin value; scale objectives comparably), and
+  ``best_fitness``/``best_solution`` are the best summary seen so far and its
+  member (with one objective, the single-objective meaning). The result of such
+  a run is its current non-dominated set: the state keeps the parent
+  population with its ``fitness`` (``(popsize, n_objectives)``) and ``rank``
+  (0 = non-dominated), and ``metrics`` reports ``front_size`` and, given a
+  reference point, ``hypervolume`` (``ne.strategies.pareto_front`` gathers them).
 - ``descriptors`` (``(popsize, k)``) are behaviour descriptors; strategies that
   do not use them ignore them (novelty search needs them).
 - Numeric hyperparameters may be traced values (a sweep builds the strategy
@@ -243,15 +255,32 @@ def static_int(name: str, value: Any, low: int, high: int | None = None, high_na
     return value
 
 
-def check_fitness(fitness: Array, popsize: int, name: str = "fitness") -> Array:
-    """Return ``fitness`` as an array, or raise ``ValueError`` if its shape is not (popsize,)."""
+def check_fitness(
+    fitness: Array, popsize: int, name: str = "fitness", n_objectives: int | None = None
+) -> Array:
+    """Return ``fitness`` as an array, or raise ``ValueError`` if its shape is not ``(popsize,)``,
+    or ``(popsize, n_objectives)`` for a multi-objective strategy."""
     fitness = jnp.asarray(fitness)
+    if n_objectives is not None:
+        if fitness.shape != (popsize, n_objectives):
+            raise ValueError(
+                f"{name} has shape {fitness.shape}, but the population with its objectives has shape "
+                f"({popsize}, {n_objectives}): pass one row of {n_objectives} objective values per member"
+            )
+        return fitness
     if fitness.shape != (popsize,):
         raise ValueError(
             f"{name} has shape {fitness.shape}, but the population has shape ({popsize},): "
             f"pass one value per member"
         )
     return fitness
+
+
+def scalar_fitness(fitness: Array) -> Array:
+    """One value per member: the fitness itself (``(popsize,)``), or for multi-objective fitness
+    (``(popsize, n_objectives)``) the worst objective. NaN becomes -inf (worst)."""
+    fitness = sanitize(jnp.asarray(fitness))
+    return jnp.min(fitness, axis=-1) if fitness.ndim == 2 else fitness
 
 
 def check_x0(x0: PyTree) -> tuple[Array, Callable[[Array], PyTree]]:

@@ -13,7 +13,9 @@ POPSIZE = 16
 # compiled program each (test_fused_contract); every other strategy gets one test per check.
 # NEAT (which evolves graphs, scored on XOR) runs the fused checks too.
 FUSED = [n for n in ne.strategies.names() if n.startswith("evosax:") or n == "neat"]
-NAMES = [n for n in ne.strategies.names() if n not in FUSED]
+# Multi-objective strategies (fitness (popsize, n_objectives)) have their own checks below.
+MULTI = [n for n in ne.strategies.names() if ne.strategies.multi_objective(n)]
+NAMES = [n for n in ne.strategies.names() if n not in FUSED and n not in MULTI]
 
 
 def make(name, **hp):
@@ -300,3 +302,154 @@ def test_registry_errors():
         ne.strategies.make("ga").init(jax.random.key(0), {"w": jnp.ones(3, jnp.int32)})
     assert {"openai_es", "ga"} <= set(ne.strategies.names())
     assert {"ns_ga", "ns_es", "nsr_es", "nsra_es"} <= set(NOVELTY)
+
+
+# --------------------------------------------------------------------------- #
+# Multi-objective strategies: fitness (popsize, n_objectives), every objective maximised.
+# --------------------------------------------------------------------------- #
+
+
+def make_multi(name, **hp):
+    return ne.strategies.make(name, popsize=POPSIZE, bounds=(-3.0, 3.0), **hp)
+
+
+def n_objectives(name):
+    return ne.strategies.hyperparameters(name)["n_objectives"]
+
+
+def objectives(solutions, m):
+    """Objective j: -|x - e_j|^2 over the flattened member (conflicting for j != k)."""
+    flat = jax.vmap(lambda s: ravel_pytree(s)[0])(solutions)
+    centres = jnp.eye(m, flat.shape[1])
+    return -jnp.sum(jnp.square(flat[:, None, :] - centres[None]), axis=-1)
+
+
+def run_multi(strategy, key, x0, m, generations=5):
+    k_init, k_loop = jax.random.split(key)
+    state = strategy.init(k_init, x0)
+
+    def step(state, key):
+        k_ask, k_tell = jax.random.split(key)
+        genotypes, state = strategy.ask(k_ask, state)
+        fitness = objectives(ne.population(strategy, state, genotypes), m)
+        return strategy.tell(k_tell, state, genotypes, fitness), fitness
+
+    return jax.lax.scan(step, state, jax.random.split(k_loop, generations))
+
+
+@pytest.mark.parametrize("name", MULTI)
+def test_multi_objective_jit_fields_and_front(name):
+    m = n_objectives(name)
+    x0 = jnp.ones(5)
+    state, fitness = jax.jit(lambda k: run_multi(make_multi(name), k, x0, m))(jax.random.key(0))
+    assert fitness.shape == (5, POPSIZE, m)
+    assert state.best_solution.shape == x0.shape and state.best_fitness.shape == ()
+    assert int(state.generation) == 5
+    # best_fitness: the best worst-objective value seen so far.
+    assert float(state.best_fitness) == pytest.approx(float(fitness.min(-1).max()), rel=1e-5)
+    assert state.fitness.shape == (POPSIZE, m) and state.rank.shape == (POPSIZE,)
+    assert np.all(np.abs(np.asarray(state.population)) <= 3.0)  # inside the bounds
+    # rank 0 is the non-dominated set of the parents.
+    f = np.asarray(state.fitness)
+    dominated = [any(np.all(g >= x) and np.any(g > x) for g in f) for x in f]
+    np.testing.assert_array_equal(np.asarray(state.rank) == 0, ~np.array(dominated))
+    solutions, front, mask = ne.strategies.pareto_front(make_multi(name), state)
+    assert solutions.shape == (POPSIZE, 5) and front.shape == (POPSIZE, m)
+    np.testing.assert_array_equal(mask, np.asarray(state.rank) == 0)
+
+
+@pytest.mark.parametrize("name", MULTI)
+def test_multi_objective_vmap_over_seeds(name):
+    m = n_objectives(name)
+    x0 = jnp.ones(5)
+    keys = jax.random.split(jax.random.key(1), 4)
+    states, fitness = jax.jit(jax.vmap(lambda k: run_multi(make_multi(name), k, x0, m)))(keys)
+    assert fitness.shape == (4, 5, POPSIZE, m) and states.best_fitness.shape == (4,)
+    single, _ = jax.jit(lambda k: run_multi(make_multi(name), k, x0, m))(keys[2])
+    np.testing.assert_allclose(states.fitness[2], single.fitness, rtol=1e-6)
+    assert len(set(np.asarray(states.best_fitness).tolist())) > 1
+
+
+@pytest.mark.parametrize("name", MULTI)
+def test_multi_objective_vmap_over_hyperparameter_compiles_once(name):
+    m = n_objectives(name)
+    x0 = jnp.ones(5)
+    traces = []
+
+    @jax.jit
+    def sweep(etas):
+        traces.append(1)
+        run = lambda eta: run_multi(
+            make_multi(name, mutation_eta=eta, mutation_rate=0.5), jax.random.key(2), x0, m
+        )
+        return jax.vmap(lambda eta: run(eta)[0].fitness)(etas)
+
+    a = sweep(jnp.array([1.0, 5.0, 50.0]))
+    b = sweep(jnp.array([2.0, 10.0, 100.0]))
+    assert len(traces) == 1 and a.shape == b.shape == (3, POPSIZE, m)
+    assert not np.array_equal(a[0], a[2])  # eta changes the run
+
+
+@pytest.mark.parametrize("name", MULTI)
+def test_multi_objective_deterministic(name):
+    """Two separately built strategies, each compiled in its own program, agree bit for bit."""
+    m = n_objectives(name)
+    first = jax.jit(lambda k: run_multi(make_multi(name), k, jnp.ones(5), m))
+    second = jax.jit(lambda k: run_multi(make_multi(name), k, jnp.ones(5), m))
+    for a, b in zip(
+        jax.tree_util.tree_leaves(first(jax.random.key(3))),
+        jax.tree_util.tree_leaves(second(jax.random.key(3))),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", MULTI)
+def test_multi_objective_nan_and_minus_inf_are_worst(name):
+    m = n_objectives(name)
+    strategy = make_multi(name)
+    state = strategy.init(jax.random.key(0), jnp.ones(5))
+    for generation in range(2):  # the initial population, then children
+        genotypes, state = strategy.ask(jax.random.key(generation), state)
+        fitness = objectives(ne.population(strategy, state, genotypes), m)
+        bad = fitness.at[::2].set(jnp.nan).at[1, 0].set(-jnp.inf).at[3, -1].set(jnp.nan)
+        state = strategy.tell(jax.random.key(9), state, genotypes, bad)
+        assert no_nan(state)
+        clean = np.where(np.isnan(bad), -np.inf, np.asarray(bad)).min(-1)
+        assert float(state.best_fitness) >= float(clean.max())
+        # Members with a NaN (-inf) objective never dominate finite ones.
+        ranks = np.asarray(state.rank)
+        finite = np.all(np.isfinite(np.asarray(state.fitness)), axis=1)
+        assert finite.any() and ranks[finite].min() == 0
+    all_nan = strategy.tell(jax.random.key(2), state, genotypes, jnp.full((POPSIZE, m), jnp.nan))
+    assert no_nan(all_nan)
+
+
+@pytest.mark.parametrize("name", MULTI)
+def test_multi_objective_wrong_fitness_shape_names_both_shapes(name):
+    m = n_objectives(name)
+    strategy = make_multi(name)
+    state = strategy.init(jax.random.key(0), jnp.ones(5))
+    genotypes, state = strategy.ask(jax.random.key(1), state)
+    with pytest.raises(ValueError, match=rf"\(16,\).*\(16, {m}\)"):
+        strategy.tell(jax.random.key(2), state, genotypes, jnp.zeros(POPSIZE))
+    with pytest.raises(ValueError, match=rf"\(16, {m + 1}\).*\(16, {m}\)"):
+        jax.jit(lambda f: strategy.tell(jax.random.key(2), state, genotypes, f))(jnp.zeros((POPSIZE, m + 1)))
+
+
+@pytest.mark.parametrize("name", MULTI)
+def test_multi_objective_pytree_x0_and_bounds(name):
+    m = n_objectives(name)
+    high = {"dense": {"kernel": jnp.full((3, 2), 2.0), "bias": jnp.ones(2)}, "scale": jnp.array(0.5)}
+    strategy = ne.strategies.make(name, popsize=POPSIZE, bounds=(-1.0, high))
+    state = strategy.init(jax.random.key(0), PYTREE_X0)
+    genotypes, state = strategy.ask(jax.random.key(1), state)
+    pop = ne.population(strategy, state, genotypes)
+    assert pop["dense"]["kernel"].shape == (POPSIZE, 3, 2)
+    assert float(pop["scale"].max()) <= 0.5 and float(pop["dense"]["bias"].min()) >= -1.0
+    state = strategy.tell(jax.random.key(2), state, genotypes, objectives(pop, m))
+    assert jax.tree_util.tree_structure(state.best_solution) == jax.tree_util.tree_structure(PYTREE_X0)
+    with pytest.raises(ValueError, match=r"shape \(4,\).*x0 has shape \(5,\)"):
+        ne.strategies.make(name, popsize=POPSIZE, bounds=(-1.0, np.ones(4))).init(
+            jax.random.key(0), jnp.ones(5)
+        )

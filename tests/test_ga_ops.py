@@ -280,7 +280,10 @@ def test_lineage_overflow_and_misuse_raise():
         (dict(crossover="two_point"), "unknown crossover 'two_point'"),
         (dict(selection="tournament", tournament_size=17), "tournament_size.*popsize 16.*17"),
         (dict(selection="tournament", tournament_size=0), "tournament_size"),
-        (dict(crossover="uniform", crossover_rate=1.5), r"crossover_rate' of strategy 'ga' must be in \[0, 1\], got 1.5"),
+        (
+            dict(crossover="uniform", crossover_rate=1.5),
+            r"crossover_rate' of strategy 'ga' must be in \[0, 1\], got 1.5",
+        ),
         (dict(crossover="uniform", crossover_rate=-0.1), "crossover_rate"),
         (dict(mate_choice=True), "mate_choice.*crossover"),
         (dict(crossover="uniform", lineage_capacity=10), "lineage_capacity.*crossover"),

@@ -361,12 +361,16 @@ def test_tasks_strategies_and_policy_evaluation_take_both_key_kinds():
     for name in ne.strategies.names():
         if name.startswith("evosax:") or name == "neat" or ne.strategies.needs_descriptors(name):
             continue  # adapters, graphs (NEAT) and descriptors: covered by ne.evolve's key handling
-        strategy = ne.strategies.make(name, popsize=8)
+        objectives = ne.strategies.multi_objective(name)
+        hp = {"bounds": (-1.0, 1.0), "n_objectives": 2} if objectives else {}
+        strategy = ne.strategies.make(name, popsize=8, **hp)
 
-        def generation(key, strategy=strategy):
+        def generation(key, strategy=strategy, objectives=objectives):
             state = strategy.init(key, X0)
             genotypes, state = strategy.ask(key, state)
             fitness = -jax.vmap(ne.tasks.sphere)(ne.population(strategy, state, genotypes))
+            if objectives:  # two objectives: the sphere and its negation
+                fitness = jnp.stack([fitness, -fitness], axis=1)
             return strategy.tell(key, state, genotypes, fitness)
 
         shapes = [jax.eval_shape(generation, k) for k in KEY_KINDS]

@@ -26,8 +26,15 @@ import numpy as np
 
 from neuroevo.engine import distributed, prng_keys
 from neuroevo.engine.progress import Progress
-from neuroevo.shaping import sanitize
-from neuroevo.strategy import DenseMembers, Strategy, check_fitness, chunk_length, population, population_size
+from neuroevo.strategy import (
+    DenseMembers,
+    Strategy,
+    check_fitness,
+    chunk_length,
+    population,
+    population_size,
+    scalar_fitness,
+)
 from neuroevo.tasks.base import Evaluation, Task
 
 PyTree = Any
@@ -91,7 +98,9 @@ def call_evaluate(task: Task, key: jax.Array, task_state: Any, solutions: PyTree
 def check_evaluation(evaluation: Evaluation, n: int) -> None:
     if not isinstance(evaluation, Evaluation):
         raise ValueError(f"task.evaluate must return (Evaluation, task_state), got {type(evaluation)}")
-    check_fitness(evaluation.fitness, n, "task fitness")
+    fitness = evaluation.fitness  # (n,), or (n, n_objectives): the strategy's tell checks the count
+    objectives = fitness.shape[1] if jnp.ndim(fitness) == 2 else None
+    check_fitness(fitness, n, "task fitness", objectives)
 
 
 def make_step(
@@ -114,7 +123,7 @@ def make_step(
         check_evaluation(evaluation, population_size(genotypes))
         state = strategy.tell(k_tell, state, genotypes, evaluation.fitness, evaluation.descriptor)
         state, task_state = distributed.replicate((state, task_state), mesh)
-        fitness = sanitize(evaluation.fitness)
+        fitness = scalar_fitness(evaluation.fitness)  # multi-objective: each member's worst objective
         finite = jnp.isfinite(fitness)
         count = jnp.sum(finite)
         mean = jnp.sum(jnp.where(finite, fitness, 0.0)) / jnp.maximum(count, 1)
@@ -357,7 +366,10 @@ def evolve(
     task's metrics, averaged over the population, or summed for those named in
     ``task.info["total_metrics"]``, e.g. ``env_steps``) to a per-generation array;
     a strategy state with a ``metrics`` dict of scalars (the GA's ``diversity``)
-    adds those too.
+    adds those too. With multi-objective fitness (``(popsize, n_objectives)``,
+    for ``nsga2``/``nsga3``) ``generation_best`` and ``mean`` are of each
+    member's worst objective (:func:`~neuroevo.strategy.scalar_fitness`), and the
+    state's metrics add ``front_size`` and ``hypervolume`` (given a reference point).
     """
     result = run(
         key,

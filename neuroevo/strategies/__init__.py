@@ -11,10 +11,14 @@ from neuroevo.strategies.ars import ARSState, ars
 from neuroevo.strategies.cma_es import CMAState, cma_es, sep_cma_es
 from neuroevo.strategies.eggroll import EggrollState, eggroll
 from neuroevo.strategies.ga import GAState, ga
+from neuroevo.strategies.moo_ops import pareto_front
 from neuroevo.strategies.neat import NEATState, neat
 from neuroevo.strategies.ns import NSESState, NSGAState, ns_es, ns_ga, nsr_es, nsra_es
+from neuroevo.strategies.nsga2 import NSGA2State, nsga2
+from neuroevo.strategies.nsga3 import NSGA3State, nsga3
 from neuroevo.strategies.openai_es import OpenESState, openai_es
 from neuroevo.strategies.pgpe import ClipUpState, PGPEState, clipup, pgpe
+from neuroevo.strategies.regularized_evolution import REState, regularized_evolution
 from neuroevo.strategies.snes import SNESState, snes
 from neuroevo.strategies.xnes import XNESState, xnes
 from neuroevo.strategy import Strategy
@@ -68,6 +72,11 @@ def needs_descriptors(name: str) -> bool:
     return bool(getattr(_lookup(name), "needs_descriptors", False))
 
 
+def multi_objective(name: str) -> bool:
+    """Whether ``name``'s strategies take fitness of shape ``(popsize, n_objectives)`` (NSGA-II/III)."""
+    return bool(getattr(_lookup(name), "multi_objective", False))
+
+
 def _lookup(name: str) -> Callable[..., Strategy]:
     try:
         return _REGISTRY[name]
@@ -89,6 +98,9 @@ register("ns_es", ns_es)
 register("nsr_es", nsr_es)
 register("nsra_es", nsra_es)
 register("neat", neat)
+register("nsga2", nsga2)
+register("nsga3", nsga3)
+register("regularized_evolution", regularized_evolution)
 evosax_adapter.register_all(register)  # "evosax:<Name>" for every evosax algorithm, imported lazily
 
 __all__ = [
@@ -112,6 +124,7 @@ __all__ = [
     "ga",
     "hyperparameters",
     "make",
+    "multi_objective",
     "names",
     "needs_descriptors",
     "NEATState",
@@ -123,6 +136,13 @@ __all__ = [
     "ns_ga",
     "nsr_es",
     "nsra_es",
+    "NSGA2State",
+    "NSGA3State",
+    "REState",
+    "nsga2",
+    "nsga3",
     "openai_es",
+    "pareto_front",
+    "regularized_evolution",
     "register",
 ]

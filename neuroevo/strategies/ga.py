@@ -58,6 +58,10 @@ Options (operators in :mod:`neuroevo.strategies.ga_ops`):
   :func:`encode` / :func:`decode_lineage` store and rebuild a member bit for bit.
   Mutation-only: a crossover child has two lineages, so crossover is refused.
 
+- ``space=ne.space.categorical([...])`` (or ``ne.space.integer``): discrete
+  genes instead of real vectors, with uniform/one-point crossover and per-gene
+  mutation (:mod:`neuroevo.strategies.ga_discrete`).
+
 Every state reports ``diversity``, the mean Euclidean distance of the parents to
 their centroid, and exposes it as ``state.metrics``, which ``ne.evolve`` records
 per generation (``history["diversity"]``).
@@ -76,6 +80,7 @@ import numpy as np
 from neuroevo import lowrank, perturbation, rng
 from neuroevo.nn.lowrank_apply import LowRankMembers
 from neuroevo.shaping import sanitize
+from neuroevo.strategies import ga_discrete
 from neuroevo.strategies import ga_ops as ops
 from neuroevo.strategies.ga_ops import Lineage
 from neuroevo.strategy import (
@@ -142,6 +147,8 @@ def ga(
     lineage_capacity: int = 0,
     rank: int | None = None,
     shared_parents: int = 8,
+    space=None,
+    mutation_rate: float | None = None,
 ) -> Strategy:
     """Build the Deep GA.
 
@@ -166,6 +173,12 @@ def ga(
         many parents (``truncation``) take ``ne.population_apply``'s fast path:
         each intercepted layer runs once per parent on the whole population, plus
         each member's low-rank term (static).
+      space: evolve discrete genes (:mod:`neuroevo.space`) instead of real vectors:
+        the first parents are drawn from the space, crossover is ``"uniform"`` or
+        ``"one_point"``, and mutation sets each gene with probability ``mutation_rate``
+        (default ``1 / n_genes``) to another value (:mod:`~neuroevo.strategies.ga_discrete`;
+        ``sigma`` is unused).
+      mutation_rate: per-gene mutation probability with ``space`` (traceable).
     """
     check_popsize(popsize)
     if selection not in ops.SELECTIONS:
@@ -190,6 +203,16 @@ def ga(
         raise ValueError(
             f"lineage_capacity={capacity} needs a mutation-only GA (crossover=None, got {crossover!r}): "
             "a crossover child has two lineages, not one seed chain"
+        )
+    if space is not None:
+        if rank is not None:
+            raise ValueError(
+                f"rank={rank} perturbs real weight matrices: a discrete space (space=...) has none"
+            )
+        ga_discrete.check(crossover, self_adaptive, mate_choice, capacity)
+        size = tournament_size if tournament else None
+        return ga_discrete.discrete_ga(
+            GAState, popsize, space, n_parents, elitism, size, crossover, crossover_rate, mutation_rate
         )
     static_int("shared_parents", shared_parents, 0)
     if rank is not None:

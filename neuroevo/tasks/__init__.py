@@ -6,12 +6,15 @@ from neuroevo.tasks import playground as playground_module
 from neuroevo.tasks import text as text_module
 from neuroevo.tasks.base import Evaluation, Task, function, rastrigin, sphere
 from neuroevo.tasks.bbob import bbob
+from neuroevo.tasks.discrete import nk_landscape, trap
+from neuroevo.tasks.dtlz import dtlz
 from neuroevo.tasks.gymnax import ObsStats, Trajectory, env_ids, gymnax
 from neuroevo.tasks.maze import maze
 from neuroevo.tasks.playground import env_names as playground_env_names
 from neuroevo.tasks.playground import playground
 from neuroevo.tasks.text import text
 from neuroevo.tasks.xor import xor
+from neuroevo.tasks.zdt import zdt, zdt1, zdt2, zdt3, zdt4, zdt6
 
 __all__ = [
     "Evaluation",
@@ -19,6 +22,15 @@ __all__ = [
     "Task",
     "Trajectory",
     "bbob",
+    "dtlz",
+    "nk_landscape",
+    "trap",
+    "zdt",
+    "zdt1",
+    "zdt2",
+    "zdt3",
+    "zdt4",
+    "zdt6",
     "env_ids",
     "function",
     "gymnax",
