@@ -14,6 +14,8 @@ POPSIZE = 16
 # NEAT (which evolves graphs, scored on XOR) runs the fused checks too.
 FUSED = [n for n in ne.strategies.names() if n.startswith("evosax:") or n == "neat"]
 NAMES = [n for n in ne.strategies.names() if n not in FUSED]
+# The step size a sweep varies: "sigma" unless a strategy names it otherwise (MAP-Elites' Iso+LineDD).
+SWEPT = {"map_elites": "iso_sigma", "cvt_map_elites": "iso_sigma"}
 
 
 def make(name, **hp):
@@ -90,7 +92,10 @@ def test_vmap_over_hyperparameter_compiles_once(name):
 
     @jax.jit
     def sweep(sigmas):
-        return jax.vmap(lambda s: run(make(name, sigma=s), jax.random.key(2), x0)[0].best_fitness)(sigmas)
+        swept = SWEPT.get(name, "sigma")
+        return jax.vmap(lambda s: run(make(name, **{swept: s}), jax.random.key(2), x0)[0].best_fitness)(
+            sigmas
+        )
 
     a = sweep(jnp.array([0.01, 0.1, 0.5]))
     b = sweep(jnp.array([0.02, 0.2, 1.0]))

@@ -9,7 +9,10 @@ from neuroevo.strategies import evosax_adapter
 from neuroevo.strategies import neat as neat_module
 from neuroevo.strategies.ars import ARSState, ars
 from neuroevo.strategies.cma_es import CMAState, cma_es, sep_cma_es
+from neuroevo.strategies.cma_me import CMAMEState, cma_me
 from neuroevo.strategies.ga import GAState, ga
+from neuroevo.strategies.map_elites import MAPElitesState, cvt_map_elites, map_elites
+from neuroevo.strategies.me_es import MEESState, me_es
 from neuroevo.strategies.neat import NEATState, neat
 from neuroevo.strategies.ns import NSESState, NSGAState, ns_es, ns_ga, nsr_es, nsra_es
 from neuroevo.strategies.openai_es import OpenESState, openai_es
@@ -80,10 +83,21 @@ register("ns_es", ns_es)
 register("nsr_es", nsr_es)
 register("nsra_es", nsra_es)
 register("neat", neat)
+register("map_elites", map_elites)
+register("cvt_map_elites", cvt_map_elites)
+register("cma_me", cma_me)
+register("me_es", me_es)
 evosax_adapter.register_all(register)  # "evosax:<Name>" for every evosax algorithm, imported lazily
 
 __all__ = [
+    "CMAMEState",
     "CMAState",
+    "MAPElitesState",
+    "cma_me",
+    "cvt_map_elites",
+    "map_elites",
+    "MEESState",
+    "me_es",
     "cma_es",
     "sep_cma_es",
     "ARSState",

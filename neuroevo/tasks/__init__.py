@@ -3,12 +3,14 @@
 from neuroevo.tasks import gymnax as gymnax_module
 from neuroevo.tasks import maze as maze_module
 from neuroevo.tasks import playground as playground_module
+from neuroevo.tasks import qd as qd_module
 from neuroevo.tasks.base import Evaluation, Task, function, rastrigin, sphere
 from neuroevo.tasks.bbob import bbob
 from neuroevo.tasks.gymnax import ObsStats, Trajectory, env_ids, gymnax
 from neuroevo.tasks.maze import maze
 from neuroevo.tasks.playground import env_names as playground_env_names
 from neuroevo.tasks.playground import playground
+from neuroevo.tasks.qd import arm, linear_projection
 from neuroevo.tasks.xor import xor
 
 __all__ = [
@@ -16,16 +18,19 @@ __all__ = [
     "ObsStats",
     "Task",
     "Trajectory",
+    "arm",
     "bbob",
     "env_ids",
     "function",
     "gymnax",
     "gymnax_module",
+    "linear_projection",
     "maze",
     "maze_module",
     "playground",
     "playground_env_names",
     "playground_module",
+    "qd_module",
     "rastrigin",
     "sphere",
     "xor",
