@@ -66,6 +66,7 @@ class Repertoire(NamedTuple):
     occupied: Array  # bool[n_cells]
     descriptors: Array  # f32[n_cells, k]: the elite's descriptor, 0 where empty
     solutions: PyTree  # like x0, with a leading n_cells axis (x0's zeros where empty)
+    filled: Array  # int32[n_cells]: the occupied cells in the order they were filled (then 0s)
 
 
 class Insertion(NamedTuple):
@@ -154,16 +155,16 @@ class Archive:
         raise NotImplementedError
 
     def _check_size(self, floats_per_cell: int, what: str) -> None:
-        if self.n_cells > MAX_CELLS:
-            raise ValueError(
-                f"the archive has {self.n_cells} cells; at most {MAX_CELLS} (int32 cell indices)"
-            )
         need = self.n_cells * floats_per_cell * 4
         limit = memory_limit()
         if need > limit:
             raise ValueError(
                 f"the archive needs {_format_bytes(need)} ({self.n_cells} cells x {floats_per_cell} "
                 f"float32 {what}) but the device has {_format_bytes(limit)}: use fewer cells"
+            )
+        if self.n_cells > MAX_CELLS:
+            raise ValueError(
+                f"the archive has {self.n_cells} cells; at most {MAX_CELLS} (int32 cell indices)"
             )
 
     # ------------------------------------------------------------------ #
@@ -173,7 +174,7 @@ class Archive:
     def empty(self, x0: PyTree) -> Repertoire:
         """A repertoire with no elite, whose solutions are shaped like ``x0``."""
         flat, _ = check_x0(x0)
-        self._check_size(flat.shape[0] + self.descriptor_dim + 2, "solution + descriptor + fitness values")
+        self._check_size(flat.shape[0] + self.descriptor_dim + 3, "solution + descriptor + fitness values")
         n = self.n_cells
         return Repertoire(
             fitness=jnp.full((n,), -jnp.inf, jnp.float32),
@@ -182,6 +183,7 @@ class Archive:
             solutions=jax.tree_util.tree_map(
                 lambda x: jnp.zeros((n,) + jnp.shape(x), jnp.result_type(x)), x0
             ),
+            filled=jnp.zeros((n,), jnp.int32),
         )
 
     def check_descriptors(self, descriptors: Any, popsize: int, who: str = "MAP-Elites") -> Array:
@@ -213,11 +215,15 @@ class Archive:
         def put(table, rows):
             return table.at[target].set(jnp.asarray(rows, table.dtype), mode="drop")
 
+        # New cells join the list of filled cells, in batch order.
+        new_cell = added & (status == 2)
+        slot = jnp.sum(repertoire.occupied, dtype=jnp.int32) + jnp.cumsum(new_cell, dtype=jnp.int32) - 1
         new = Repertoire(
             fitness=put(repertoire.fitness, f),
             occupied=put(repertoire.occupied, jnp.ones((n,), bool)),
             descriptors=put(repertoire.descriptors, descriptors),
             solutions=jax.tree_util.tree_map(put, repertoire.solutions, solutions),
+            filled=repertoire.filled.at[jnp.where(new_cell, slot, n_cells)].set(cell, mode="drop"),
         )
         return new, Insertion(cell=cell, status=status, value=value, added=added)
 
@@ -241,12 +247,17 @@ def sample_cells(key: Array, repertoire: Repertoire, n: int) -> Array:
 
     With no elite at all every draw is cell 0 (check ``occupied`` before using it).
     """
-    occupied = repertoire.occupied
-    count = jnp.sum(occupied.astype(jnp.int32))
-    r = jax.random.randint(key, (n,), 0, jnp.maximum(count, 1))
-    ranks = jnp.cumsum(occupied.astype(jnp.int32))  # 1-based rank of each occupied cell
-    cells = jnp.searchsorted(ranks, r + 1, side="left", method="scan")
-    return jnp.minimum(cells, occupied.shape[0] - 1).astype(jnp.int32)
+    count = jnp.sum(repertoire.occupied, dtype=jnp.int32)
+    # floor(u * count), not randint: XLA fuses this draw into the arithmetic on the elites and
+    # redoes it for every number, where randint's integer remainders are costly.
+    u = jax.random.uniform(key, (n,), jnp.float32)
+    rank = jnp.minimum((u * count.astype(jnp.float32)).astype(jnp.int32), jnp.maximum(count - 1, 0))
+    return repertoire.filled[rank]
+
+
+def filled_order(occupied: Array) -> Array:
+    """int32[n_cells]: the occupied cells in index order, then 0s (a reloaded repertoire's ``filled``)."""
+    return jnp.nonzero(occupied, size=occupied.shape[0], fill_value=0)[0].astype(jnp.int32)
 
 
 def gather(repertoire: Repertoire, cells: Array) -> PyTree:
@@ -295,7 +306,7 @@ class GridArchive(Archive):
         self.qd_offset = float(qd_offset)
         self.epsilon = float(epsilon)
         self.n_cells = math.prod(self.cells)
-        self._check_size(self.descriptor_dim + 2, "descriptor + fitness values")
+        self._check_size(self.descriptor_dim + 3, "descriptor + fitness values")
 
     def __repr__(self) -> str:
         return f"GridArchive(cells={self.cells}, bounds={self.bounds}, qd_offset={self.qd_offset})"

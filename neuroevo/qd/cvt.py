@@ -102,7 +102,7 @@ class CVTArchive(Archive):
             if cells is not None and cells != centroids.shape[0]:
                 raise ValueError(f"cells={cells} but {centroids.shape[0]} centroids were given")
             self.n_cells = int(centroids.shape[0])
-            self._check_size(k + 2, "descriptor + fitness values")
+            self._check_size(k + 3, "descriptor + fitness values")
             self.centroids = centroids
             return
         if isinstance(cells, bool) or not isinstance(cells, int | np.integer) or cells < 1:
@@ -114,7 +114,7 @@ class CVTArchive(Archive):
         if samples < cells:
             raise ValueError(f"samples ({samples}) must be at least cells ({cells}) for k-means")
         self.n_cells = int(cells)
-        self._check_size(k + 2, "descriptor + fitness values")
+        self._check_size(k + 3, "descriptor + fitness values")
         with jax.ensure_compile_time_eval():  # concrete even when built inside a jit trace
             key = jax.random.key(seed)
             low, high = jnp.asarray(self.low), jnp.asarray(self.high)

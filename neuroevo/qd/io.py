@@ -1,7 +1,7 @@
 """Export and reload a repertoire: NumPy ``.npz`` (everything) or CSV (one row per elite).
 
 ``save(path, repertoire, archive)`` writes ``fitness``, ``occupied``,
-``descriptors``, one ``solution_<i>`` array per leaf of the solutions pytree
+``descriptors``, ``filled``, one ``solution_<i>`` array per leaf of the solutions pytree
 (in ``jax.tree_util`` leaf order, each with a leading n_cells axis; their key
 paths in ``solution_paths``) and the archive's configuration (JSON in
 ``archive``). ``load(path, like)`` gives back ``(Repertoire, Archive)``: the
@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from neuroevo.qd.archive import Archive, Repertoire
+from neuroevo.qd.archive import Archive, Repertoire, filled_order
 from neuroevo.qd.configs import archive_from_config
 
 PyTree = Any
@@ -38,6 +38,7 @@ def save(path: str, repertoire: Repertoire, archive: Archive) -> None:
         "fitness": np.asarray(repertoire.fitness),
         "occupied": np.asarray(repertoire.occupied),
         "descriptors": np.asarray(repertoire.descriptors),
+        "filled": np.asarray(repertoire.filled),
         "solution_paths": np.array([jax.tree_util.keystr(p) for p, _ in leaves_with_paths]),
         "archive": np.array(json.dumps(archive.config())),
     }
@@ -70,6 +71,7 @@ def load(path: str, like: PyTree = None) -> tuple[Repertoire, Archive]:
             occupied=jnp.asarray(data["occupied"]),
             descriptors=jnp.asarray(data["descriptors"]),
             solutions=solutions,
+            filled=jnp.asarray(data["filled"]),
         )
     return repertoire, archive
 
@@ -118,9 +120,11 @@ def from_csv(path: str, archive: Archive, like: PyTree) -> Repertoire:
     repertoire = archive.empty(like)
     index = jnp.asarray(cells, jnp.int32)
     solutions = jax.vmap(unravel)(jnp.asarray(values[:, 2 + k :], flat_like.dtype))
+    occupied = repertoire.occupied.at[index].set(True)
     return Repertoire(
         fitness=repertoire.fitness.at[index].set(jnp.asarray(values[:, 1], jnp.float32)),
-        occupied=repertoire.occupied.at[index].set(True),
+        occupied=occupied,
         descriptors=repertoire.descriptors.at[index].set(jnp.asarray(values[:, 2 : 2 + k], jnp.float32)),
         solutions=jax.tree_util.tree_map(lambda t, s: t.at[index].set(s), repertoire.solutions, solutions),
+        filled=filled_order(occupied),
     )

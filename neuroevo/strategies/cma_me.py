@@ -22,7 +22,8 @@ The ranking reaches ``cma_es``'s ``tell`` as fitness ``lambda - rank``
 through the ``Strategy`` interface: ``ask``/``tell``/``init`` (a restart is an
 ``init`` at the chosen elite), and its state's ``stop`` and ``mean`` fields.
 Its fitness-history criteria (``tolfun``, ``tolfunhist``, ``tolstagnation``)
-are off: they would read the ranks as a flat fitness. Selection is CMA-ES's own
+are off: they would read the ranks as a flat fitness. Its covariance is
+decomposed as lazily as pyribs' CMA-ES does it (``eigen_gap=0.5``). Selection is CMA-ES's own
 (the better half, with active CMA's negative weights for the rest), which is
 pyribs' ``selection_rule="mu"``; pyribs' default ``"filter"`` (only the members
 that were added, a variable mu) is not offered.
@@ -124,7 +125,7 @@ def cma_me(
     def emitter(dim: int) -> Strategy:
         """One emitter's CMA-ES (its batch follows the dimension when popsize is None)."""
         lam = default_popsize(dim) if popsize is None else popsize // n_emitters
-        return cma_es(popsize=lam, sigma=sigma, tolfun=0.0, tolfunhist=0.0, stagnation=False)
+        return cma_es(popsize=lam, sigma=sigma, tolfun=0.0, tolfunhist=0.0, stagnation=False, eigen_gap=0.5)
 
     def dim_of(tree: PyTree) -> int:
         return sum(int(leaf.size) for leaf in jax.tree_util.tree_leaves(tree))
