@@ -7,6 +7,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from neuroevo.rl.archive_outputs import archive_outputs
 from neuroevo.rl.config import make_strategy, make_task, resolve, run_keys
 from neuroevo.rl.rundir import (
     _MetricsWriter,
@@ -70,9 +71,10 @@ def train(
     else:
         config = resolve(None, **{**dict(config), **overrides})
     # Build (and so check) everything before anything compiles or is written.
-    strategy = make_strategy(config)
     task = make_task(config)
+    strategy = make_strategy(config, task.info.get("descriptor_dim"))
     eval_task = make_task(config, episodes=config["eval_episodes"])
+    archive_out = archive_outputs(config, out, task.info.get("descriptor_dim"))  # QD strategies only
 
     checkpoint_dir = None
     writer = None
@@ -104,7 +106,7 @@ def train(
         log_every=config["log_every"],
         checkpoint_dir=checkpoint_dir,
         checkpoint_every=config["checkpoint_every"],
-        callbacks=[writer] if writer is not None else [],
+        callbacks=[c for c in (writer, archive_out) if c is not None],
         progress=progress,
     )
     final_params = final_solution(result.state)
@@ -135,6 +137,8 @@ def train(
             neat_module.draw(
                 result.state.best_genome, os.path.join(out, "best_network.png"), title=config["env"]
             )
+        if archive_out is not None:
+            archive_out.finish(result.state)
         _write_json(os.path.join(out, "summary.json"), summary)
     return TrainResult(dict(config), result.state, result.history, final_params, final_return, summary)
 

@@ -200,6 +200,27 @@ def default_cvt(cells: int, dim: int) -> CVTArchive:
     return CVTArchive(cells=cells, bounds=((-1.0, 1.0),) * dim)
 
 
+def cvt_archive(archive: Archive | Mapping | None, cells: int, descriptor_dim: int | None) -> CVTArchive:
+    """``cvt_map_elites``'s archive: given, from a table, or the default of ``cells`` centroids."""
+    if archive is None:
+        dim = 2 if descriptor_dim is None else static_int("descriptor_dim", descriptor_dim, 1)
+        archive = default_cvt(static_int("cells", cells, 1), dim)
+    elif isinstance(archive, Mapping) and "kind" not in archive:
+        archive = {"kind": "cvt", **archive}
+    spec = make_archive(archive, descriptor_dim)
+    if not isinstance(spec, CVTArchive):
+        raise ValueError(f"cvt_map_elites needs a CVTArchive, got {spec!r}: use map_elites for a grid")
+    return spec
+
+
+def archive_for(name: str, hyperparams: Mapping[str, Any]) -> Archive:
+    """The archive ``ne.strategies.make(name, **hyperparams)`` builds (to draw or save a repertoire)."""
+    dim = hyperparams.get("descriptor_dim")
+    if name == "cvt_map_elites":
+        return cvt_archive(hyperparams.get("archive"), hyperparams.get("cells", 1000), dim)
+    return make_archive(hyperparams.get("archive"), dim)
+
+
 def cvt_map_elites(
     popsize: int = 64,
     archive: Archive | Mapping | None = None,
@@ -219,14 +240,7 @@ def cvt_map_elites(
       cells: centroids of the default archive (static).
       The others: as :func:`map_elites`.
     """
-    if archive is None:
-        dim = 2 if descriptor_dim is None else static_int("descriptor_dim", descriptor_dim, 1)
-        archive = default_cvt(static_int("cells", cells, 1), dim)
-    elif isinstance(archive, Mapping) and "kind" not in archive:
-        archive = {"kind": "cvt", **archive}
-    spec = make_archive(archive, descriptor_dim)
-    if not isinstance(spec, CVTArchive):
-        raise ValueError(f"cvt_map_elites needs a CVTArchive, got {spec!r}: use map_elites for a grid")
+    spec = cvt_archive(archive, cells, descriptor_dim)
     return map_elites(popsize, spec, variation, iso_sigma, line_sigma, sigma, clip, descriptor_dim)
 
 
