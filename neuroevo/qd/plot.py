@@ -23,12 +23,12 @@ def heatmap(
     title: str = "",
     vmin: float | None = None,
     vmax: float | None = None,
-    background: Any = None,
+    extra: Any = None,
 ) -> None:
     """Save ``repertoire`` as a heat map PNG at ``path``.
 
     ``vmin``/``vmax`` fix the colour range (default: the elites' range);
-    ``background(ax)`` draws under the cells (e.g. the maze's walls).
+    ``extra(ax)`` draws over the cells (e.g. the maze's walls) and may adjust the axes.
     """
     import matplotlib
 
@@ -40,8 +40,6 @@ def heatmap(
     lo = vmin if vmin is not None else (float(finite.min()) if finite.size else 0.0)
     hi = vmax if vmax is not None else (float(finite.max()) if finite.size else 1.0)
     fig, ax = plt.subplots(figsize=(5.2, 4.4), dpi=90)
-    if background is not None:
-        background(ax)
     bounds = archive.bounds if archive.descriptor_dim >= 2 else archive.bounds + ((0.0, 1.0),)
     (x0, x1), (y0, y1) = bounds[0], bounds[1]
     if isinstance(archive, GridArchive):
@@ -61,7 +59,6 @@ def heatmap(
             vmin=lo,
             vmax=hi,
             interpolation="nearest",
-            alpha=0.9 if background is not None else 1.0,
         )
     else:
         centers = archive.cell_centers()
@@ -73,6 +70,8 @@ def heatmap(
         )
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
+    if extra is not None:
+        extra(ax)
     fig.colorbar(image, ax=ax, label="fitness")
     coverage = float(np.mean(np.asarray(repertoire.occupied)))
     ax.set_title(f"{title}  (coverage {coverage:.1%})".strip(), fontsize=9)
