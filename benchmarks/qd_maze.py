@@ -22,14 +22,13 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import neuroevo as ne
 from benchmarks.common import machine
 from neuroevo.tasks import maze_module
 
-CONFIG = dict(popsize=200, variation="iso_line", iso_sigma=0.1, line_sigma=0.3)
+CONFIG = dict(popsize=200, variation="iso_line", iso_sigma=0.3, line_sigma=0.3)
 
 
 def runs(evaluations: int, seeds: int, cells: int, hidden: tuple[int, ...], config: dict):
@@ -90,7 +89,9 @@ def main(argv=None) -> int:
     occupied = np.asarray(repertoires.occupied)
     positions = np.where(occupied[..., None], np.asarray(repertoires.descriptors), np.nan)
     all_path = os.path.join(a.out, "maze_map_elites.png")
-    maze_module.plot(positions, all_path, title=f"map_elites: elites of {a.seeds} seeds ({wins} reach the goal)")
+    maze_module.plot(
+        positions, all_path, title=f"map_elites: elites of {a.seeds} seeds ({wins} reach the goal)"
+    )
     coverage = occupied.mean(axis=1)
     print(
         f"map_elites: reached the goal in {wins}/{a.seeds} seeds ({seconds:.0f} s); best distance per seed: "

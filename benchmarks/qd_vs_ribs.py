@@ -90,7 +90,7 @@ def numpy_arm(angles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def workloads(arm_dof: int) -> dict[str, dict]:
     """Task, NumPy twin, solution dimension, archive bounds and offset, step sizes."""
-    lp = dict(dim=100, bounds=((-256.0, 256.0),) * 2, offset=0.0, iso_sigma=0.1, line_sigma=0.2, sigma0=0.5)
+    lp = dict(dim=100, bounds=((-256.0, 256.0),) * 2, offset=0.0, iso_sigma=0.5, line_sigma=0.2, sigma0=0.5)
     return {
         "sphere": dict(
             lp, task=ne.tasks.linear_projection("sphere", 100), numpy=lambda x: numpy_projection("sphere", x)
@@ -104,7 +104,7 @@ def workloads(arm_dof: int) -> dict[str, dict]:
             dim=arm_dof,
             bounds=((-1.0, 1.0),) * 2,
             offset=-(math.pi**2),
-            iso_sigma=0.01,
+            iso_sigma=0.05,
             line_sigma=0.2,
             sigma0=0.1,
             task=ne.tasks.arm(arm_dof),
