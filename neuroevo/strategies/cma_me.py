@@ -133,7 +133,9 @@ def cma_me(
     def init(key: jax.Array, x0: PyTree) -> CMAMEState:
         es = emitter(dim_of(x0))
         states = jax.vmap(lambda k: es.init(k, x0))(jax.random.split(key, n_emitters))
-        return CMAMEState(emitters=states, restarts=jnp.zeros((n_emitters,), jnp.int32), **qd_start(spec, x0))
+        fields = qd_start(spec, x0)
+        fields["metrics"] = dict(fields["metrics"], restarts=jnp.zeros((), jnp.float32))
+        return CMAMEState(emitters=states, restarts=jnp.zeros((n_emitters,), jnp.int32), **fields)
 
     def ask(key: jax.Array, state: CMAMEState):
         es = emitter(dim_of(state.best_solution))
@@ -183,11 +185,7 @@ def cma_me(
         fields["metrics"] = dict(fields["metrics"], restarts=jnp.sum(restarts).astype(jnp.float32))
         return CMAMEState(emitters=emitter_states, restarts=restarts, **fields)
 
-    def init_with_metrics(key: jax.Array, x0: PyTree) -> CMAMEState:
-        state = init(key, x0)
-        return state._replace(metrics=dict(state.metrics, restarts=jnp.zeros((), jnp.float32)))
-
-    return Strategy(init_with_metrics, ask, tell, decode)
+    return Strategy(init, ask, tell, decode)
 
 
 cma_me.needs_descriptors = True  # its strategies need behaviour descriptors in ``tell``

@@ -11,6 +11,7 @@ every ``optimization_steps`` generations starts again from another elite::
             exploit: theta <- with prob 1/2 one of the exploit_cells best elites of A,
                      else the best of the last_updated cells the centre last improved
             explore: theta <- one of the explore_cells elites most novel w.r.t. N
+                     (among explore_samples elites drawn uniformly, in a larger archive)
             (the first parent is x0); reset the optimiser
         members theta + sigma*eps_i (mirrored; members 0 and popsize/2 are theta itself)
         evaluate; insert every member in A; add theta's behaviour to N
@@ -45,7 +46,7 @@ import optax
 
 from neuroevo import novelty as nov
 from neuroevo import perturbation
-from neuroevo.qd.archive import Archive, Repertoire, flat_solutions
+from neuroevo.qd.archive import Archive, Repertoire, flat_solutions, sample_cells
 from neuroevo.shaping import centered_ranks
 from neuroevo.strategies.map_elites import make_archive, qd_start, qd_step
 from neuroevo.strategies.openai_es import OpenESState, openai_es
@@ -77,9 +78,10 @@ def me_es(
     weight_decay: float = 0.0,
     optimization_steps: int = 10,
     k: int = 10,
-    novelty_capacity: int = 10_000,
+    novelty_capacity: int = 1000,
     exploit_cells: int = 2,
     explore_cells: int = 5,
+    explore_samples: int = 1024,
     last_updated: int = 5,
     shaping: Callable[[jax.Array], jax.Array] = centered_ranks,
     descriptor_dim: int | None = None,
@@ -98,6 +100,8 @@ def me_es(
       k: neighbours in the novelty estimate (static).
       novelty_capacity: behaviours kept in the novelty archive (static; the oldest go first).
       exploit_cells, explore_cells, last_updated: the parent choices (static; see above).
+      explore_samples: the most novel elites are sought among this many, drawn uniformly, when
+        the archive has more cells (static: it bounds the k-NN work of a new parent).
       shaping: values -> per-member weights (default centred ranks, as in the paper).
       descriptor_dim: as ``map_elites``'s.
     """
@@ -109,6 +113,7 @@ def me_es(
     static_int("novelty_capacity", novelty_capacity, 1)
     exploit_cells = static_int("exploit_cells", exploit_cells, 1)
     explore_cells = static_int("explore_cells", explore_cells, 1)
+    explore_samples = static_int("explore_samples", explore_samples, 1)
     n_last = static_int("last_updated", last_updated, 1)
     spec = make_archive(archive, descriptor_dim)
     half = popsize // 2
@@ -166,8 +171,15 @@ def me_es(
         last_fitness = jnp.where(valid_last, repertoire.fitness[jnp.maximum(state.last_cells, 0)], -jnp.inf)
         recent = state.last_cells[top_cells(k_last, last_fitness, exploit_cells)]
         exploit = jnp.where(jax.random.bernoulli(k_coin) & jnp.any(valid_last), recent, best)
-        novelty = nov.novelty(repertoire.descriptors, state.novelty, k=k)
-        novel = top_cells(k_novel, jnp.where(repertoire.occupied, novelty, -jnp.inf), explore_cells)
+        k_sample, k_novel = jax.random.split(k_novel)
+        if spec.n_cells <= explore_samples:  # every elite
+            cells = jnp.arange(spec.n_cells, dtype=jnp.int32)
+        else:  # a uniform sample of them: the k-NN cost stays explore_samples x novelty_capacity
+            cells = sample_cells(k_sample, repertoire, explore_samples)
+        novelty = nov.novelty(repertoire.descriptors[cells], state.novelty, k=k)
+        novel = cells[
+            top_cells(k_novel, jnp.where(repertoire.occupied[cells], novelty, -jnp.inf), explore_cells)
+        ]
         return jnp.where(explore, novel, exploit)
 
     def tell(
@@ -178,8 +190,9 @@ def me_es(
         )
         k_es, k_parent = jax.random.split(key)
         explore = exploring(state.generation)
-        novelty = nov.novelty(descriptors, state.novelty, k=k)
-        weights = jnp.where(explore, shaping(novelty), shaping(fitness))
+        weights = jax.lax.cond(
+            explore, lambda: shaping(nov.novelty(descriptors, state.novelty, k=k)), lambda: shaping(fitness)
+        )
         weights = weights.at[0].set(0.0).at[half].set(0.0)  # the centre pair carries no gradient
         es_state = es.tell(k_es, state.es, genotypes, weights)
         # The centre's behaviour joins N; the cell it improved joins the last-updated ring.
