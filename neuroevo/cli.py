@@ -2,6 +2,7 @@
 
 neuroevo train --env CartPole-v1 --out runs/cartpole        # or: --config run.toml
 neuroevo train --resume runs/cartpole                       # continue, bit for bit
+neuroevo train --strategy cma_me --descriptor final_obs --out runs/qd   # quality-diversity: archive.png
 neuroevo eval runs/cartpole --episodes 20 --gif cartpole.gif
 neuroevo strategies
 neuroevo sweep sweep.toml --out runs/sweep                  # configs x seeds, one compiled program
@@ -209,6 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--network", default=SUPPRESS, choices=["mlp", "cnn"])
     t.add_argument("--max-steps", type=int, default=SUPPRESS, help="episode length cap")
     t.add_argument("--normalize-obs", action=argparse.BooleanOptionalAction, default=SUPPRESS)
+    t.add_argument(
+        "--descriptor",
+        default=SUPPRESS,
+        choices=["final_obs", "mean_obs"],
+        help="behaviour descriptor for novelty search and quality-diversity strategies (e.g. cma_me)",
+    )
     t.add_argument(
         "--chunk-size", type=int, default=SUPPRESS, help="members evaluated at once (memory bound)"
     )

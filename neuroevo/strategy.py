@@ -283,6 +283,27 @@ def scalar_fitness(fitness: Array) -> Array:
     return jnp.min(fitness, axis=-1) if fitness.ndim == 2 else fitness
 
 
+def check_descriptors(descriptors: Any, popsize: int, dim: int, who: str = "novelty search") -> Array:
+    """Descriptors as f32[popsize, dim], or ``ValueError`` naming the expected shape.
+
+    ``who`` names the strategy family in the message when they are missing.
+    """
+    expected = (popsize, dim)
+    if descriptors is None:
+        raise ValueError(
+            f"{who} needs behaviour descriptors of shape {expected} (popsize, descriptor_dim) "
+            "in tell(..., descriptors): use a task that returns them (ne.tasks.maze(), "
+            "ne.tasks.gymnax(..., descriptor='final_obs')) or set descriptor_dim"
+        )
+    descriptors = jnp.asarray(descriptors, jnp.float32)
+    if descriptors.shape != expected:
+        raise ValueError(
+            f"descriptors have shape {descriptors.shape}, but expected shape {expected} "
+            "(popsize, descriptor_dim)"
+        )
+    return descriptors
+
+
 def check_x0(x0: PyTree) -> tuple[Array, Callable[[Array], PyTree]]:
     """Ravel ``x0`` into a flat float vector, raising ``ValueError`` on a bad pytree."""
     leaves = jax.tree_util.tree_leaves(x0)

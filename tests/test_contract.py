@@ -11,11 +11,15 @@ import neuroevo as ne
 POPSIZE = 16
 # Adapters of external libraries (evosax: ~37 algorithms) run the same checks fused into one
 # compiled program each (test_fused_contract); every other strategy gets one test per check.
-# NEAT (which evolves graphs, scored on XOR) runs the fused checks too.
-FUSED = [n for n in ne.strategies.names() if n.startswith("evosax:") or n == "neat"]
+# NEAT (which evolves graphs, scored on XOR) and the quality-diversity strategies (whose archives
+# make each compilation long) run the fused checks too.
+QD = ["map_elites", "cvt_map_elites", "cma_me", "me_es"]
+FUSED = [n for n in ne.strategies.names() if n.startswith("evosax:") or n == "neat" or n in QD]
 # Multi-objective strategies (fitness (popsize, n_objectives)) have their own checks below.
 MULTI = [n for n in ne.strategies.names() if ne.strategies.multi_objective(n)]
 NAMES = [n for n in ne.strategies.names() if n not in FUSED and n not in MULTI]
+# The step size a sweep varies: "sigma" unless a strategy names it otherwise (MAP-Elites' Iso+LineDD).
+SWEPT = {"map_elites": "iso_sigma", "cvt_map_elites": "iso_sigma"}
 
 
 def make(name, **hp):
@@ -94,7 +98,10 @@ def test_vmap_over_hyperparameter_compiles_once(name):
     @jax.jit
     def sweep(sigmas):
         traces.append(1)  # once per trace, i.e. per compilation
-        return jax.vmap(lambda s: run(make(name, sigma=s), jax.random.key(2), x0)[0].best_fitness)(sigmas)
+        swept = SWEPT.get(name, "sigma")
+        return jax.vmap(lambda s: run(make(name, **{swept: s}), jax.random.key(2), x0)[0].best_fitness)(
+            sigmas
+        )
 
     a = sweep(jnp.array([0.01, 0.1, 0.5]))
     b = sweep(jnp.array([0.02, 0.2, 1.0]))
@@ -189,7 +196,7 @@ def problem(name):
 
 def fused_lane(name, seed, sigma, mode):
     """One lane: FUSED_GENERATIONS generations from the problem's x0; ``mode`` corrupts generation 0."""
-    strategy = make(name, sigma=sigma)
+    strategy = make(name, **{SWEPT.get(name, "sigma"): sigma})
     x0, fitness_of = problem(name)
     k_init, k_loop = jax.random.split(jax.random.fold_in(jax.random.key(7), seed))
     state = strategy.init(k_init, x0)
@@ -276,7 +283,7 @@ def test_fused_contract(name):
         jax.eval_shape(lambda: told((POPSIZE, 1)))
 
 
-NOVELTY = [n for n in NAMES if ne.strategies.needs_descriptors(n)]
+NOVELTY = [n for n in NAMES + QD if ne.strategies.needs_descriptors(n)]
 
 
 @pytest.mark.parametrize("name", NOVELTY)

@@ -27,6 +27,7 @@ DEFAULTS: dict[str, Any] = {
     "network": "mlp",
     "max_steps": None,
     "normalize_obs": False,
+    "descriptor": None,
     "chunk_size": None,
     "log_every": 1,
     "checkpoint_every": 10,
@@ -44,6 +45,7 @@ TYPES: dict[str, type] = {
     "network": str,
     "max_steps": int,
     "normalize_obs": bool,
+    "descriptor": str,
     "chunk_size": int,
     "log_every": int,
     "checkpoint_every": int,
@@ -187,9 +189,14 @@ def make_task(config: Mapping[str, Any], episodes: int | None = None):
         normalize_obs=config["normalize_obs"],
     )
     if env_id.startswith("playground:"):
+        if config["descriptor"] is not None:
+            raise ValueError("descriptor is supported on gymnax environments, not on playground ones")
         return tasks.playground(env_id.split(":", 1)[1], hidden=config["hidden"], **kwargs)
     if env_id == "text" or env_id.startswith("text:"):
+        if config["descriptor"] is not None:
+            raise ValueError("descriptor is supported on gymnax environments, not on the text task")
         return make_text_task(config, episodes)
+    kwargs["descriptor"] = config["descriptor"]
     if config["network"] not in ("mlp", "cnn", "neat"):
         raise ValueError(f"unknown network {config['network']!r}; valid: 'mlp', 'cnn', 'neat'")
     env, params = tasks.gymnax_module.make_env(env_id, config["max_steps"])
@@ -232,10 +239,26 @@ def make_text_task(config: Mapping[str, Any], episodes: int | None = None):
     )
 
 
-def make_strategy(config: Mapping[str, Any]):
+def make_strategy(config: Mapping[str, Any], descriptor_dim: int | None = None):
+    """The strategy a config trains with; ``descriptor_dim`` is the task's descriptor length.
+
+    A strategy that needs descriptors (novelty search, quality-diversity) gets
+    ``descriptor_dim`` unless the config's ``hp`` sets it or an ``archive``; without
+    a ``descriptor`` in the config it raises ``ValueError``.
+    """
     from neuroevo import strategies
 
-    return strategies.make(config["strategy"], popsize=config["popsize"], **config["hp"])
+    name, hp = config["strategy"], dict(config["hp"])
+    if strategies.needs_descriptors(name):
+        if config.get("descriptor") is None:
+            raise ValueError(
+                f"strategy {name!r} needs behaviour descriptors: set descriptor "
+                "(--descriptor final_obs or mean_obs)"
+            )
+        if descriptor_dim is not None and "descriptor_dim" in strategies.hyperparameters(name):
+            if "descriptor_dim" not in hp and "archive" not in hp:
+                hp["descriptor_dim"] = descriptor_dim
+    return strategies.make(name, popsize=config["popsize"], **hp)
 
 
 def run_keys(seed: int):

@@ -35,7 +35,9 @@ def sweep_file(path: str, out: str, log: str | Sequence[str] | None = None) -> e
     x0 = task.init_solution(k_params)
 
     def make_strategy(**hp):
-        return config_lib.make_strategy(dict(config, hp=dict(config["hp"], **hp)))
+        return config_lib.make_strategy(
+            dict(config, hp=dict(config["hp"], **hp)), task.info.get("descriptor_dim")
+        )
 
     result = engine_sweep.sweep(
         k_run,

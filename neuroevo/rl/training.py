@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from neuroevo.rl import paths
+from neuroevo.rl.archive_outputs import archive_outputs
 from neuroevo.rl.config import check_resume, make_strategy, make_task, resolve, run_keys
 from neuroevo.rl.rundir import (
     _MetricsWriter,
@@ -111,8 +112,8 @@ def train(
         else:
             paths.check_new_run_dir(out)
     # Build (and so check) everything before anything compiles or is written.
-    strategy = make_strategy(config)
     task = make_task(config)
+    strategy = make_strategy(config, task.info.get("descriptor_dim"))
     eval_task = make_task(config, episodes=config["eval_episodes"])
     log = loggers.parse_log(log)
     if log and out is None:
@@ -123,7 +124,7 @@ def train(
     k_params, k_run, k_eval = run_keys(config["seed"])
     check_traces(config, strategy, task, k_params, k_run)
 
-    writer = None
+    writer = archive_out = None
     run_callbacks = []
     created = out is not None and not os.path.exists(out)
     if out is not None:
@@ -134,6 +135,9 @@ def train(
         writer = _MetricsWriter(out, resume=resume)
         # A resumed run's config (its generations) is rewritten once its restore has worked.
         run_callbacks = [writer, config_file]
+        archive_out = archive_outputs(config, out, task.info.get("descriptor_dim"))  # QD strategies only
+        if archive_out is not None:
+            run_callbacks.append(archive_out)
         run_name = os.path.basename(os.path.normpath(out))
         log = [loggers.make(n, out, run_name=run_name, config=config, resume=resume) for n in log]
 
@@ -195,6 +199,8 @@ def train(
             neat_module.draw(
                 result.state.best_genome, os.path.join(out, "best_network.png"), title=config["env"]
             )
+        if archive_out is not None:
+            archive_out.finish(result.state)
         _write_json(os.path.join(out, "summary.json"), summary)
     return TrainResult(dict(config), result.state, result.history, final_params, final_return, summary)
 

@@ -9,8 +9,11 @@ from neuroevo.strategies import evosax_adapter, validation
 from neuroevo.strategies import neat as neat_module
 from neuroevo.strategies.ars import ARSState, ars
 from neuroevo.strategies.cma_es import CMAState, cma_es, sep_cma_es
+from neuroevo.strategies.cma_me import CMAMEState, cma_me
 from neuroevo.strategies.eggroll import EggrollState, eggroll
 from neuroevo.strategies.ga import GAState, ga
+from neuroevo.strategies.map_elites import MAPElitesState, cvt_map_elites, map_elites
+from neuroevo.strategies.me_es import MEESState, me_es
 from neuroevo.strategies.moo_ops import pareto_front
 from neuroevo.strategies.neat import NEATState, neat
 from neuroevo.strategies.ns import NSESState, NSGAState, ns_es, ns_ga, nsr_es, nsra_es
@@ -101,10 +104,21 @@ register("neat", neat)
 register("nsga2", nsga2)
 register("nsga3", nsga3)
 register("regularized_evolution", regularized_evolution)
+register("map_elites", map_elites)
+register("cvt_map_elites", cvt_map_elites)
+register("cma_me", cma_me)
+register("me_es", me_es)
 evosax_adapter.register_all(register)  # "evosax:<Name>" for every evosax algorithm, imported lazily
 
 __all__ = [
+    "CMAMEState",
     "CMAState",
+    "MAPElitesState",
+    "cma_me",
+    "cvt_map_elites",
+    "map_elites",
+    "MEESState",
+    "me_es",
     "cma_es",
     "sep_cma_es",
     "ARSState",

@@ -181,6 +181,7 @@ def cma_es(
     tolflatfitness: int = 1,
     stagnation: bool = True,
     cycle: bool = False,
+    eigen_gap: float = 0.1,
 ) -> Strategy:
     """Build CMA-ES (``separable=True``: sep-CMA-ES, O(n) memory and time per sample).
 
@@ -200,6 +201,9 @@ def cma_es(
         population size (a new run from ``restart_box``, or x0) instead of
         stopping: the run goes on for as long as it is asked, as COCO campaigns
         restart until the budget is spent.
+      eigen_gap: the covariance is decomposed every ``eigen_gap / ((c_1 + c_mu) n)``
+        generations: 0.1 is the tutorial's lazy update; pyribs' CMA-ES (after
+        purecma) waits 0.5, five times longer (CMA-ME's emitters use it).
 
     With restarts the strategy offers the ``live`` capability
     (:class:`~neuroevo.strategy.Live`): its population's capacity is mostly dead.
@@ -330,7 +334,17 @@ def cma_es(
         sigma, flat_count = cma_steps.flat_fitness(sigma, f_sorted, lam, coef, state.flat_count)
         C, inflated = cma_steps.ulp_floor(C, mean, sigma, separable)
         C, B, D, sqrt_C, eigen_generation = cma_steps.lazy_decompose(
-            C, state.B, state.D, state.sqrt_C, t, state.eigen_generation, coef, n, inflated, separable
+            C,
+            state.B,
+            state.D,
+            state.sqrt_C,
+            t,
+            state.eigen_generation,
+            coef,
+            n,
+            inflated,
+            separable,
+            eigen_gap,
         )
 
         # Histories for the termination criteria.

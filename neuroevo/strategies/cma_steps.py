@@ -304,10 +304,11 @@ def decompose(C: Array, separable: bool) -> tuple[Array, Array, Array, Array]:
     return C, B, D, (root + root.T) / 2
 
 
-def lazy_decompose(C, B, D, sqrt_C, t, eigen_generation, c: Coefficients, n, force, separable):
-    """The eigendecomposition every 1 / ((c_1 + c_mu) n 10) generations (the tutorial's
-    B.2), or when ``force``; returns (C, B, D, C^{1/2}, generation of the last one)."""
-    gap = 1 / ((c.c_1 + c.c_mu) * n * 10)
+def lazy_decompose(C, B, D, sqrt_C, t, eigen_generation, c: Coefficients, n, force, separable, eigen_gap=0.1):
+    """The eigendecomposition every eigen_gap / ((c_1 + c_mu) n) generations (0.1: the
+    tutorial's B.2; pyribs' purecma-style 0.5), or when ``force``; returns (C, B, D,
+    C^{1/2}, generation of the last one)."""
+    gap = 1 / ((c.c_1 + c.c_mu) * n * (1 / eigen_gap))  # 0.1: the tutorial's 1/(... n 10), bit for bit
     due = ((t - eigen_generation).astype(C.dtype) >= gap) | force
     kept = lambda C: (C, B, D, sqrt_C)
     C, B, D, sqrt_C = jax.lax.cond(due, lambda C: decompose(C, separable), kept, C)

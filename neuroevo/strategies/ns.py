@@ -68,6 +68,7 @@ from neuroevo.strategies.ga import GAState, ga
 from neuroevo.strategies.openai_es import OpenESState, openai_es
 from neuroevo.strategy import (
     Strategy,
+    check_descriptors,
     check_fitness,
     check_popsize,
     population_size,
@@ -78,24 +79,6 @@ from neuroevo.strategy import (
 )
 
 PyTree = Any
-
-
-def check_descriptors(descriptors: Any, popsize: int, dim: int) -> jax.Array:
-    """Descriptors as f32[popsize, dim], or ``ValueError`` naming the expected shape."""
-    expected = (popsize, dim)
-    if descriptors is None:
-        raise ValueError(
-            f"novelty search needs behaviour descriptors of shape {expected} (popsize, descriptor_dim) "
-            "in tell(..., descriptors): use a task that returns them (ne.tasks.maze(), "
-            "ne.tasks.gymnax(..., descriptor='final_obs')) or set descriptor_dim"
-        )
-    descriptors = jnp.asarray(descriptors, jnp.float32)
-    if descriptors.shape != expected:
-        raise ValueError(
-            f"descriptors have shape {descriptors.shape}, but expected shape {expected} "
-            "(popsize, descriptor_dim)"
-        )
-    return descriptors
 
 
 def _metrics(archive: nov.Archive, **extra: jax.Array) -> dict[str, jax.Array]:

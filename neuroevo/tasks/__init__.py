@@ -3,6 +3,7 @@
 from neuroevo.tasks import gymnax as gymnax_module
 from neuroevo.tasks import maze as maze_module
 from neuroevo.tasks import playground as playground_module
+from neuroevo.tasks import qd as qd_module
 from neuroevo.tasks import text as text_module
 from neuroevo.tasks.base import Evaluation, Task, function, rastrigin, sphere
 from neuroevo.tasks.bbob import bbob
@@ -12,6 +13,7 @@ from neuroevo.tasks.gymnax import ObsStats, Trajectory, env_ids, gymnax
 from neuroevo.tasks.maze import maze
 from neuroevo.tasks.playground import env_names as playground_env_names
 from neuroevo.tasks.playground import playground
+from neuroevo.tasks.qd import arm, linear_projection
 from neuroevo.tasks.text import text
 from neuroevo.tasks.xor import xor
 from neuroevo.tasks.zdt import zdt, zdt1, zdt2, zdt3, zdt4, zdt6
@@ -21,6 +23,7 @@ __all__ = [
     "ObsStats",
     "Task",
     "Trajectory",
+    "arm",
     "bbob",
     "dtlz",
     "nk_landscape",
@@ -35,11 +38,13 @@ __all__ = [
     "function",
     "gymnax",
     "gymnax_module",
+    "linear_projection",
     "maze",
     "maze_module",
     "playground",
     "playground_env_names",
     "playground_module",
+    "qd_module",
     "rastrigin",
     "sphere",
     "text",
