@@ -4,7 +4,20 @@ Every optimiser is a :class:`Strategy` of pure functions (``init/ask/tell/decode
 a run is one compiled program that can be vmapped over seeds and sweeps.
 """
 
-from neuroevo import bbob, bench, nn, perturbation, rl, rng, shaping, sorting, strategies, strategy, tasks
+from neuroevo import (
+    bbob,
+    bench,
+    nas,
+    nn,
+    perturbation,
+    rl,
+    rng,
+    shaping,
+    sorting,
+    strategies,
+    strategy,
+    tasks,
+)
 from neuroevo.engine import RunResult, callbacks, distributed, evaluate_population, evolve, run
 from neuroevo.engine.pbt import PBT
 from neuroevo.engine.sweep import SweepResult, sweep
@@ -24,6 +37,7 @@ __all__ = [
     "distributed",
     "evaluate_population",
     "evolve",
+    "nas",
     "nn",
     "perturbation",
     "population",
