@@ -7,6 +7,7 @@ a run is one compiled program that can be vmapped over seeds and sweeps.
 from neuroevo import (
     bbob,
     bench,
+    compress,
     nas,
     nn,
     perturbation,
@@ -34,6 +35,7 @@ __all__ = [
     "bbob",
     "bench",
     "callbacks",
+    "compress",
     "distributed",
     "evaluate_population",
     "evolve",

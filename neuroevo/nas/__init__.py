@@ -7,13 +7,16 @@
 - :func:`early_exit` (EEEA-Net's initial population under a parameter threshold) and
   :func:`random_search` (the baseline).
 - Data: :func:`digits` (scikit-learn's, fixed split), :class:`Dataset`.
+- :mod:`pruning`: per-layer magnitude-pruning levels under a global budget (EvoPress's
+  space; the search is :func:`neuroevo.compress.evopress`).
 """
 
+from neuroevo.nas import pruning
 from neuroevo.nas.data import Dataset, as_dataset, digits, split
 from neuroevo.nas.early_exit import early_exit, sample_within
 from neuroevo.nas.random_search import RandomSearchState, random_search
 from neuroevo.nas.spaces import ACTIVATIONS, Architecture, Block, BlockSpace, CNNSpace, Gene, MLPSpace
-from neuroevo.nas.training import score, train_population, train_supernet
+from neuroevo.nas.training import score, train_network, train_population, train_supernet
 
 __all__ = [
     "ACTIVATIONS",
@@ -28,10 +31,12 @@ __all__ = [
     "as_dataset",
     "digits",
     "early_exit",
+    "pruning",
     "random_search",
     "sample_within",
     "score",
     "split",
+    "train_network",
     "train_population",
     "train_supernet",
 ]

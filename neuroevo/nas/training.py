@@ -161,3 +161,13 @@ def train_supernet(
 
     (params, _), _ = jax.lax.scan(step, (params, opt_state), jax.random.split(k_loop, steps))
     return params
+
+
+def train_network(key: Array, space: Any, genotype: Any, x: Array, y: Array, **settings) -> tuple[Any, dict]:
+    """One architecture trained as :func:`train_population` trains a member (``settings``: its
+    ``steps``, ``batch_size``, ``learning_rate``, ``optimizer``): ``(module, params)`` of the
+    standalone network (the space's ``build`` and ``extract``)."""
+    genotype = jnp.asarray(genotype, jnp.int32)
+    trained = jax.jit(lambda k: train_population(k, space, genotype[None], x, y, **settings))(key)
+    member = jax.tree_util.tree_map(lambda leaf: leaf[0], trained)
+    return space.build(genotype), space.extract(genotype, member)

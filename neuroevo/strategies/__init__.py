@@ -9,6 +9,7 @@ from neuroevo.strategies import evosax_adapter
 from neuroevo.strategies import neat as neat_module
 from neuroevo.strategies.ars import ARSState, ars
 from neuroevo.strategies.cma_es import CMAState, cma_es, sep_cma_es
+from neuroevo.strategies.evopress import EvoPressState, evopress
 from neuroevo.strategies.ga import GAState, ga
 from neuroevo.strategies.neat import NEATState, neat
 from neuroevo.strategies.ns import NSESState, NSGAState, ns_es, ns_ga, nsr_es, nsra_es
@@ -86,6 +87,8 @@ __all__ = [
     "CMAState",
     "cma_es",
     "sep_cma_es",
+    "EvoPressState",
+    "evopress",
     "ARSState",
     "ClipUpState",
     "PGPEState",

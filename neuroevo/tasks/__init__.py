@@ -6,6 +6,7 @@ from neuroevo.tasks import nas as nas_module
 from neuroevo.tasks import playground as playground_module
 from neuroevo.tasks.base import Evaluation, Task, function, rastrigin, sphere
 from neuroevo.tasks.bbob import bbob
+from neuroevo.tasks.compression import compression
 from neuroevo.tasks.gymnax import ObsStats, Trajectory, env_ids, gymnax
 from neuroevo.tasks.maze import maze
 from neuroevo.tasks.nas import nas
@@ -19,6 +20,7 @@ __all__ = [
     "Task",
     "Trajectory",
     "bbob",
+    "compression",
     "env_ids",
     "function",
     "gymnax",
