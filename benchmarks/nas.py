@@ -353,7 +353,7 @@ def main(argv=None) -> int:
         "--skip", default="", help="comma-separated sections to skip: speed, quality, oneshot"
     )
     parser.add_argument("--members", type=int, default=256, help="speed: candidate CNNs")
-    parser.add_argument("--steps", type=int, default=20, help="speed: training steps per candidate")
+    parser.add_argument("--steps", type=int, default=50, help="speed: training steps per candidate")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-2)
     parser.add_argument("--seeds", type=int, default=10, help="quality: seeds per method")
