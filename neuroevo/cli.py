@@ -140,8 +140,8 @@ def nas(args: argparse.Namespace) -> None:
 
         try:
             arrays = np.load(args.data)
-        except OSError as e:
-            raise ValueError(f"--data {args.data!r} cannot be read as a .npz file: {e}") from None
+        except (OSError, ValueError) as e:
+            raise ValueError(f"--data {args.data!r} cannot be read as a .npz file of arrays: {e}") from None
         if "x" not in arrays or "y" not in arrays:
             raise ValueError(f"--data needs arrays named x and y, {args.data!r} holds {sorted(arrays)}")
         data = (arrays["x"], arrays["y"])

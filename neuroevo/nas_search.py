@@ -10,7 +10,8 @@ test accuracy measured. With ``out`` the run directory holds:
 
 - ``config.json``; ``metrics.csv`` / ``metrics.jsonl`` (one row per generation: best,
   mean accuracy, parameters, FLOPs, and NSGA-II's hypervolume and front size);
-- ``checkpoints/``: an interrupted run started again with the same ``out`` continues;
+- ``checkpoints/``: an interrupted run started again with the same ``out`` and settings
+  continues where it stopped (other settings raise ``ValueError``);
 - ``candidates.csv``: every trained candidate (generation, genes, accuracy, parameters, FLOPs);
 - ``front.png``: accuracy against parameters of every candidate, the non-dominated front
   and the best architecture;
@@ -21,6 +22,7 @@ test accuracy measured. With ``out`` the run directory holds:
 from __future__ import annotations
 
 import csv
+import json
 import os
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -180,6 +182,7 @@ def search(
     recorded = recording(task, per_generation * generations, space.n_genes)
     writers = list(callbacks)
     if out is not None:
+        check_resumable(out, config)
         os.makedirs(out, exist_ok=True)
         _write_json(os.path.join(out, "config.json"), config)
         writers.append(_MetricsWriter(out, keep_until=_checkpointed(out)))
@@ -235,6 +238,22 @@ def search(
     if out is not None:
         write(out, outcome, params)
     return outcome
+
+
+def check_resumable(out: str, config: dict) -> None:
+    """A run directory with checkpoints continues only with the config it was started with."""
+    path = os.path.join(out, "config.json")
+    if not (os.path.exists(path) and os.path.isdir(os.path.join(out, "checkpoints"))):
+        return
+    with open(path) as f:
+        saved = json.load(f)
+    changed = sorted(k for k in config if saved.get(k) != json.loads(json.dumps(config[k])))
+    if changed:
+        was = ", ".join(f"{k}={saved.get(k)!r}" for k in changed)
+        raise ValueError(
+            f"{out} holds a run started with other settings ({was}): continue it with the same settings, "
+            "or use a new --out"
+        )
 
 
 def _checkpointed(out: str) -> int:
