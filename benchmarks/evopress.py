@@ -6,8 +6,8 @@ Models (trained here with Adam, then compressed by magnitude pruning at per-laye
 - **digits CNN**: conv3x3(16) -> 2x2 pool -> conv3x3(32) -> conv3x3(32) -> flatten -> dense(10)
   on scikit-learn's digits (``ne.nas.digits``); calibration = the training split, validation =
   the validation split; loss = cross-entropy.
-- **text**: the character-level transformer of ``ne.tasks.text`` (issue 18; the standard
-  library's sources), trained ``--text-steps`` steps; calibration = random training windows,
+- **text**: the character-level model of ``ne.tasks.text`` (issue 18: width 64, 2 layers, the
+  standard library's sources), trained ``--text-steps`` steps; calibration = random training windows,
   validation = fixed held-out windows; loss = cross-entropy per character.
 
 For each model, mean sparsity 50% and 70% (exact: every profile prunes ``round(s * N)`` of
@@ -77,10 +77,10 @@ def digits_model(args):
 
 
 def text_model(args):
-    """The same for ``ne.tasks.text``'s transformer (None when that task is not installed)."""
+    """The same for ``ne.tasks.text``'s model (None when that task is not installed)."""
     if importlib.util.find_spec("neuroevo.tasks.text") is None:
         return None
-    task = ne.tasks.text(seq_len=32, width=64, layers=2, heads=4, max_mib=1.0)
+    task = ne.tasks.text(seq_len=32, width=64, layers=2, max_mib=1.0)
     info = task.info
     loss, sample = info["loss"], info["sample"]
     params = task.init_solution(jax.random.key(0))
@@ -102,10 +102,10 @@ def text_model(args):
     validation = np.asarray(info["validation_windows"](256))
     val = float(loss(params, jnp.asarray(validation)))
     description = (
-        f"transformer width 64, 2 layers, {args.text_steps} Adam steps: validation "
+        f"{type(info.get('model')).__name__} width 64, 2 layers, {args.text_steps} Adam steps: validation "
         f"{val / np.log(2):.3f} bits/char (unigram {info['unigram_entropy_bits']:.3f})"
     )
-    return "text transformer", description, loss, params, calibration, validation, ((4, 4), (16, 2), (64, 1))
+    return "text model", description, loss, params, calibration, validation, ((4, 4), (16, 2), (64, 1))
 
 
 def compare(model, args) -> tuple[bool, list[str]]:

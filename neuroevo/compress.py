@@ -58,10 +58,10 @@ def mean_loss(loss_fn: Callable, params: PyTree, data: PyTree, chunk: int = 1024
 
 
 def layer_errors(
-    loss_fn: Callable, params: PyTree, grid: pruning.LevelGrid, data: PyTree
+    loss_fn: Callable, params: PyTree, grid: pruning.LevelGrid, data: PyTree, chunk: int = 8
 ) -> tuple[list[np.ndarray], int]:
     """Each layer's loss increase on ``data`` at each of its levels, the other layers dense;
-    and the number of evaluations it took."""
+    and the number of evaluations it took (``chunk`` of them at once)."""
     ranks = pruning.magnitude_ranks(params, grid)
     n_layers = len(grid.paths)
     rows = [
@@ -70,9 +70,8 @@ def layer_errors(
     counts = np.zeros((len(rows), n_layers), np.int64)
     for r, (i, level) in enumerate(rows):
         counts[r, i] = level * grid.quantum + grid.offset[i]
-    losses = jax.jit(jax.vmap(lambda c: loss_fn(pruning.prune(params, grid, ranks, c), data)))(
-        jnp.asarray(counts, jnp.int32)
-    )
+    one = lambda c: loss_fn(pruning.prune(params, grid, ranks, c), data)
+    losses = jax.jit(lambda c: jax.lax.map(one, c, batch_size=chunk))(jnp.asarray(counts, jnp.int32))
     dense = float(loss_fn(params, data))
     errors = [np.zeros(int(m) + 1) for m in grid.max_levels]
     for (i, level), value in zip(rows, np.asarray(losses), strict=True):
