@@ -10,6 +10,7 @@ neuroevo bench bbob --strategy cma_es --dimensions 2,3,5 --instances 1-15 --budg
 neuroevo bench bbob --suite bbob-noisy --dimensions 2,5 --out bbob-noisy/   # f101-f130
 neuroevo bench plot bbob/cma_es bbob/snes --out ecdf.png
 neuroevo bench moo --problem zdt1 --strategy nsga2 --out moo/   # front.csv, history.csv, front.png
+neuroevo nas --space cnn --strategy regularized_evolution --generations 10 --out runs/nas   # digits
 """
 
 from __future__ import annotations
@@ -182,6 +183,75 @@ def sweep(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}/sweep.csv and {args.out}/sweep.png")
 
 
+def nas(args: argparse.Namespace) -> None:
+    from neuroevo import nas_search
+
+    data = None
+    if args.data is not None:
+        import numpy as np
+
+        try:
+            arrays = np.load(args.data)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"--data {args.data!r} cannot be read as a .npz file of arrays: {e}") from None
+        if "x" not in arrays or "y" not in arrays:
+            raise ValueError(f"--data needs arrays named x and y, {args.data!r} holds {sorted(arrays)}")
+        data = (arrays["x"], arrays["y"])
+    result = nas_search.search(
+        space=args.space,
+        strategy=args.strategy,
+        data=data,
+        popsize=args.popsize,
+        generations=args.generations,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        max_params=args.max_params,
+        final_steps=args.final_steps,
+        seed=args.seed,
+        out=args.out,
+        progress=not args.quiet,
+        hp=_parse_hp(args.hp),
+    )
+    print(nas_search.summary(result))
+    if args.out is not None:
+        print(
+            f"wrote {args.out}: candidates.csv, front.png, best_architecture.json, best_params.msgpack, "
+            "metrics.csv"
+        )
+
+
+def add_nas_parser(sub) -> None:
+    n = sub.add_parser(
+        "nas",
+        help="architecture search on digits (or --data): the accuracy/parameters front, the best network",
+        description="Each generation's candidates are trained at once, in one vmapped program.",
+    )
+    n.add_argument("--space", default="cnn", choices=["cnn", "mlp"])
+    n.add_argument(
+        "--strategy", default="regularized_evolution", choices=["regularized_evolution", "nsga2", "random"]
+    )
+    n.add_argument("--popsize", type=int, default=16, help="candidates trained per generation")
+    n.add_argument("--generations", type=int, default=10)
+    n.add_argument("--steps", type=int, default=100, help="training steps per candidate")
+    n.add_argument("--batch-size", type=int, default=32)
+    n.add_argument("--learning-rate", type=float, default=1e-2)
+    n.add_argument(
+        "--max-params", type=int, default=None, help="EEEA-Net early exit: initial candidates' cap"
+    )
+    n.add_argument(
+        "--final-steps", type=int, default=None, help="retraining of the best (default 4 x --steps)"
+    )
+    n.add_argument("--data", default=None, metavar="FILE.npz", help="arrays x (examples) and y (labels)")
+    n.add_argument("--seed", type=int, default=0)
+    n.add_argument("--hp", nargs="*", default=[], metavar="NAME=VALUE", help="strategy hyperparameters")
+    n.add_argument(
+        "--out", default=None, help="run directory (an existing one continues from its checkpoint)"
+    )
+    n.add_argument("--quiet", action="store_true", help="no progress bar")
+    n.set_defaults(func=nas)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neuroevo", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -300,6 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bm.add_argument("--out", required=True, help="output directory")
     bm.set_defaults(func=bench_moo)
+    add_nas_parser(sub)
     return parser
 
 

@@ -41,6 +41,7 @@ def test_every_cli_flag_is_documented_in_its_commands_section():
         "neuroevo bench bbob",
         "neuroevo bench plot",
         "neuroevo bench moo",
+        "neuroevo nas",
     }
     for name, parser in found:
         assert name in page, f"docs/cli.md has no '## {name}' section"

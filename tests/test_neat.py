@@ -242,7 +242,7 @@ def test_speciation_of_few_unplaced_members_equals_the_full_computation(monkeypa
 
     def run():
         strategy = ne.strategies.make("neat", popsize=60, max_species=6, target_species=4)
-        state, _ = ne.evolve(jax.random.key(8), strategy, task, task.init_solution(None), 12, log_every=0)
+        state, _ = ne.evolve(jax.random.key(8), strategy, task, task.init_solution(None), 12, log_every=12)
         return state
 
     monkeypatch.setattr(ne.strategies.neat_module, "FEW_UNPLACED", 8)

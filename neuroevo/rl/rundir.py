@@ -26,11 +26,11 @@ def _save_params(path: str, params: Any) -> None:
     os.replace(tmp, path)
 
 
-def load_params(path: str, like: Any) -> Any:
+def load_params(path: str, like: Any, check_shapes: bool = True) -> Any:
     """Parameters saved by a run, restored into the structure of ``like``.
 
     Raises ``ValueError`` naming the file if it is truncated, not a params file,
-    or holds parameters of another shape.
+    or (``check_shapes``) holds parameters of another shape.
     """
     import jax
     import numpy as np
@@ -44,7 +44,7 @@ def load_params(path: str, like: Any) -> Any:
     except Exception as e:  # msgpack raises several kinds on a damaged file
         raise ValueError(f"{name} is truncated or not a params file ({path}: {e})") from None
     for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(like), strict=True):
-        if np.shape(a) != np.shape(b):
+        if check_shapes and np.shape(a) != np.shape(b):
             raise ValueError(
                 f"{name} holds parameters of shape {np.shape(a)} where this run's policy has {np.shape(b)} "
                 f"({path}): it is not this run's params file"
@@ -224,4 +224,6 @@ def load_run(run_dir: str, which: str = "final") -> tuple[dict, Any, Any, Any]:
         raise ValueError(f"{params_path} is missing: the run has not finished (resume it first)")
     task = make_task(config)
     like = task.init_solution(jax.random.key(0))
-    return config, task, _load_task_state(run_dir, task), load_params(params_path, like)
+    # A NEAT network's tables have the strategy's capacity (max_nodes, max_conns), not the template's.
+    check_shapes = config["strategy"] != "neat"
+    return config, task, _load_task_state(run_dir, task), load_params(params_path, like, check_shapes)

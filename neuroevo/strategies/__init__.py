@@ -11,6 +11,7 @@ from neuroevo.strategies.ars import ARSState, ars
 from neuroevo.strategies.cma_es import CMAState, cma_es, sep_cma_es
 from neuroevo.strategies.cma_me import CMAMEState, cma_me
 from neuroevo.strategies.eggroll import EggrollState, eggroll
+from neuroevo.strategies.evopress import EvoPressState, evopress
 from neuroevo.strategies.ga import GAState, ga
 from neuroevo.strategies.map_elites import MAPElitesState, cvt_map_elites, map_elites
 from neuroevo.strategies.me_es import MEESState, me_es
@@ -121,6 +122,8 @@ __all__ = [
     "me_es",
     "cma_es",
     "sep_cma_es",
+    "EvoPressState",
+    "evopress",
     "ARSState",
     "ClipUpState",
     "PGPEState",

@@ -2,15 +2,18 @@
 
 from neuroevo.tasks import gymnax as gymnax_module
 from neuroevo.tasks import maze as maze_module
+from neuroevo.tasks import nas as nas_module
 from neuroevo.tasks import playground as playground_module
 from neuroevo.tasks import qd as qd_module
 from neuroevo.tasks import text as text_module
 from neuroevo.tasks.base import Evaluation, Task, function, rastrigin, sphere
 from neuroevo.tasks.bbob import bbob
+from neuroevo.tasks.compression import compression
 from neuroevo.tasks.discrete import nk_landscape, trap
 from neuroevo.tasks.dtlz import dtlz
 from neuroevo.tasks.gymnax import ObsStats, Trajectory, env_ids, gymnax
 from neuroevo.tasks.maze import maze
+from neuroevo.tasks.nas import nas
 from neuroevo.tasks.playground import env_names as playground_env_names
 from neuroevo.tasks.playground import playground
 from neuroevo.tasks.qd import arm, linear_projection
@@ -34,6 +37,7 @@ __all__ = [
     "zdt3",
     "zdt4",
     "zdt6",
+    "compression",
     "env_ids",
     "function",
     "gymnax",
@@ -41,6 +45,8 @@ __all__ = [
     "linear_projection",
     "maze",
     "maze_module",
+    "nas",
+    "nas_module",
     "playground",
     "playground_env_names",
     "playground_module",
