@@ -87,8 +87,18 @@ def train(args: argparse.Namespace) -> float:
         loss, bits = -result.final_return, result.summary["final_eval_bits_per_char"]
         print(f"final validation loss: {loss:.4f} nats/char ({bits:.3f} bits/char)")
     else:
-        print(f"final evaluation return: {result.final_return:.2f}")
+        print(f"final evaluation return: {result.final_return:.2f}{_yardsticks(result.summary)}")
     return result.final_return
+
+
+def _yardsticks(summary: dict) -> str:
+    """`` (reference R, random r)``: gymnax's reference return and a random policy's, where known."""
+    parts = []
+    if "reference_return" in summary:
+        parts.append(f"reference {summary['reference_return']:g}")
+    if "random_return" in summary:
+        parts.append(f"random {summary['random_return']:.2f}")
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def evaluate(args: argparse.Namespace) -> float:

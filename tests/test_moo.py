@@ -28,7 +28,7 @@ def brute_ranks(f: np.ndarray) -> np.ndarray:
     return rank
 
 
-@settings(max_examples=60)
+@settings(max_examples=25)
 @given(
     st.integers(1, 4).flatmap(
         lambda m: st.lists(st.lists(st.integers(-3, 3), min_size=m, max_size=m), min_size=1, max_size=40)

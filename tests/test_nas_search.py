@@ -63,7 +63,7 @@ def test_search_resumes_bit_for_bit(name, tmp_path):
     assert full.history["accuracy"].shape == (3,)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ["regularized_evolution"])  # the others share the search loop
 def test_search_vmaps_over_seeds(name):
     strategy, task = strategy_for(name), task_for(name)
     x0 = jnp.asarray(SPACE.smallest())
@@ -112,7 +112,7 @@ def run_cli(tmp_path, *extra):
     )
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ["random", "nsga2"])  # one single- and one multi-objective search
 def test_cli_writes_the_run_directory(name, tmp_path, capsys):
     out = tmp_path / "run"
     assert run_cli(tmp_path, "--strategy", name, "--out", str(out)) == 0

@@ -185,6 +185,13 @@ def train(
     }
     if task.info.get("name") == "text":  # the evaluation is minus the validation loss (nats per char)
         summary["final_eval_bits_per_char"] = -final_return / float(np.log(2.0))
+    elif not config["env"].startswith("playground:"):  # gymnax: its reference and a random policy's return
+        import jax
+
+        from neuroevo.rl.reference import yardsticks
+
+        key = jax.random.fold_in(k_eval, 1)
+        summary.update(yardsticks(config["env"], config["eval_episodes"], key, config["max_steps"]))
     if out is not None:
         writer.finish(result.generations)
         config_file()
