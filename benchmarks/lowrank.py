@@ -227,7 +227,9 @@ def main(argv=None) -> int:
         r = memory(a.memory_popsize, a.memory_chunk)
         print(f"memory: {json.dumps(r)}")
         ok &= r.get("peak_gib", float("inf")) < MEMORY_LIMIT_GIB
-        mem = f"; 10M-param MLP x {a.memory_popsize} (chunk {a.memory_chunk or 'none'}): peak {r.get('peak_gib', float('nan')):.2f} GiB (< 2)"
+        chunk = a.memory_chunk or "none"
+        peak = r.get("peak_gib", float("nan"))
+        mem = f"; 10M-param MLP x {a.memory_popsize} (chunk {chunk}): peak {peak:.2f} GiB (< 2)"
     speed = [f"{r['speedup_vs_openai_es']:.0f}x" for r in rows if "speedup_vs_openai_es" in r]
     vs_es = f"; eggroll vs openai_es per generation (MLP): {speed[0]} (>= 10x)" if speed else ""
     print(
