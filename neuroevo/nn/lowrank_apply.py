@@ -154,6 +154,14 @@ def conv_term(module: nn.Conv, x: Array, kernel: Array) -> Array:
     return total
 
 
+def intercepted(context: Any, busy: list, by_id: dict) -> tuple[str | None, int | None]:
+    """``(weight name, leaf index)`` of the layer call ``context`` if it reads one of the leaves
+    ``by_id`` (keyed by ``id``) and is not nested in an intercepted call (``busy``), else Nones."""
+    name = None if busy else supported(context.module, context.method_name)
+    index = None if name is None else by_id.get(id(context.module.get_variable("params", name)))
+    return name, index
+
+
 def output_with_weight(module: nn.Module, method: str, name: str, weight: Array, args: tuple, kwargs: dict):
     """The layer's output with its weight ``name`` replaced by ``weight`` (its other variables kept)."""
     variables = {col: dict(v) for col, v in module.variables.items()}
@@ -176,8 +184,7 @@ def lowrank_leaves(fn: Callable, base: PyTree, lay: lowrank.Layout, member_args:
         busy: list[int] = []
 
         def interceptor(next_fun, a, kw, context):
-            name = None if busy else supported(context.module, context.method_name)
-            index = None if name is None else by_id.get(id(context.module.get_variable("params", name)))
+            name, index = intercepted(context, busy, by_id)
             if index is None:
                 return next_fun(*a, **kw)
             seen.add(index)
@@ -288,8 +295,7 @@ class LowRankMembers(Members):
             busy: list[int] = []
 
             def interceptor(next_fun, a, kw, context):
-                name = None if busy else supported(context.module, context.method_name)
-                index = None if name is None else by_id.get(id(context.module.get_variable("params", name)))
+                name, index = intercepted(context, busy, by_id)
                 if index is None:
                     return next_fun(*a, **kw)
                 busy.append(index)
